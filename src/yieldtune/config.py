@@ -1,0 +1,135 @@
+"""Typed, validated configuration objects.
+
+One :class:`RunConfig` travels from the study file (or ``tune train --config/--set``) to the trainer;
+nothing deep inside reads raw dicts. Unknown keys are errors, and every validation error names its key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from yieldtune.errors import ConfigError
+
+Pooling = Literal["cls", "mean"]
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+SchedulerName = Literal["constant", "cosine", "onecycle", "linear", "step", "plateau"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """Shape of the Transformer encoder regressor."""
+
+    d_model: int = Field(128, ge=8, le=4096)
+    n_layers: int = Field(4, ge=1, le=48)
+    n_heads: int = Field(4, ge=1, le=64)
+    ffn_dim: int = Field(512, ge=8, le=32768)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    pooling: Pooling = "cls"
+    max_len: int = Field(512, ge=16, le=8192)
+
+    @model_validator(mode="after")
+    def _heads_divide_d_model(self) -> "ModelConfig":
+        if self.d_model % self.n_heads:
+            raise ValueError(f"model.n_heads ({self.n_heads}) must divide model.d_model ({self.d_model})")
+        return self
+
+
+class TrainConfig(_Strict):
+    """How one configuration is trained."""
+
+    epochs: int = Field(30, ge=1, le=10000)
+    batch_size: int = Field(64, ge=1, le=65536)
+    lr: float = Field(3e-4, gt=0.0, le=1.0)
+    weight_decay: float = Field(0.01, ge=0.0, le=1.0)
+    scheduler: SchedulerName = "cosine"
+    warmup_frac: float = Field(0.05, ge=0.0, lt=1.0)
+    step_size_frac: float = Field(0.3, gt=0.0, le=1.0, description="step scheduler: decay every this fraction of epochs")
+    step_gamma: float = Field(0.5, gt=0.0, le=1.0)
+    plateau_patience: int = Field(3, ge=0)
+    plateau_factor: float = Field(0.5, gt=0.0, lt=1.0)
+    augment_ratio: float = Field(0.0, ge=0.0, le=100.0, description="expected extra randomized copies per reaction per epoch")
+    augment_variants: int = Field(0, ge=0, le=256, description="randomized variants cached per reaction; 0 = derive from augment_ratio")
+    grad_clip: float = Field(1.0, ge=0.0)
+    early_stopping_patience: int = Field(0, ge=0, description="0 disables early stopping")
+    seed: int = 0
+    precision: Precision = "auto"
+    num_threads: int = Field(0, ge=0, description="torch CPU threads; 0 = leave torch's default")
+
+
+class RunConfig(_Strict):
+    """Everything needed to train one configuration."""
+
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    def with_overrides(self, assignments: list[str] | dict[str, Any]) -> "RunConfig":
+        """Return a copy with ``section.key=value`` assignments applied (``--set model.d_model=256``)."""
+        data = self.model_dump()
+        items = assignments.items() if isinstance(assignments, dict) else (_split_assignment(a) for a in assignments)
+        for key, value in items:
+            section, _, name = key.partition(".")
+            if section not in data or not name:
+                raise ConfigError(f"unknown setting {key!r}: use model.<key> or train.<key>")
+            if name not in data[section]:
+                raise ConfigError(f"unknown setting {key!r}; known: {', '.join(sorted(data[section]))}")
+            data[section][name] = _parse_scalar(value) if isinstance(value, str) else value
+        return validate_config(RunConfig, data, source="--set")
+
+
+def _split_assignment(text: str) -> tuple[str, str]:
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip():
+        raise ConfigError(f"--set expects key=value, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def _parse_scalar(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line naming the source and each bad key."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{loc}: {msg}")
+    return f"{source}: " + "; ".join(parts)
+
+
+def validate_config(cls: type[BaseModel], data: dict[str, Any], *, source: str):
+    """Build ``cls`` from ``data`` or raise :class:`ConfigError` naming ``source`` and the keys."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file, turning missing files and syntax errors into :class:`ConfigError`."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: file not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{p}: malformed TOML: {err}") from None
+
+
+def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a RunConfig from a TOML file with ``[model]``/``[train]`` tables, then apply overrides."""
+    cfg = RunConfig() if path is None else validate_config(RunConfig, read_toml(path), source=str(path))
+    return cfg.with_overrides(overrides) if overrides else cfg
