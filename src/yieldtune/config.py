@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from yieldtune.errors import ConfigError
 
 Pooling = Literal["cls", "mean"]
+Positional = Literal["learned", "sinusoidal"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 SchedulerName = Literal["constant", "cosine", "onecycle", "linear", "step", "plateau"]
 
@@ -32,6 +33,7 @@ class ModelConfig(_Strict):
     ffn_dim: int = Field(512, ge=8, le=32768)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     pooling: Pooling = "cls"
+    positional: Positional = "learned"
     max_len: int = Field(512, ge=16, le=8192)
 
     @model_validator(mode="after")
