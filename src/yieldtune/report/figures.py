@@ -1,0 +1,252 @@
+"""The figures of a study report.
+
+Study plots come from :mod:`optuna.visualization` (plotly backend) and are only decorated here (the
+timeline gets per-worker colours); the ensemble plots are plain plotly scatter/bar charts of the hold-out
+predictions written by the ensemble step. A figure that cannot be drawn yet (too few trials, a parameter
+not in the search space) becomes a :class:`Section` with a note instead, so a young study still gets a page.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # heavy imports stay inside the functions
+    import optuna
+    import plotly.graph_objects as go
+
+    from yieldtune.report.page import EnsembleSummary
+
+
+@dataclass(frozen=True)
+class Section:
+    """One block of the page: a figure, or a note saying why there is none yet."""
+
+    key: str
+    title: str
+    caption: str
+    figure: "go.Figure | None" = None
+    note: str | None = None
+
+
+class _NotYet(Exception):
+    """A figure that the study cannot support yet; the message becomes the section's note."""
+
+
+# Parameter groups for the slice plots. A study parameter matches a key when its name is the key or ends
+# in ".<key>" (search spaces may name parameters "model.d_model" or "d_model").
+SLICE_GROUPS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "slice-model-size": ("Model size", "Objective against the encoder width and depth.", ("d_model", "n_layers")),
+    "slice-augmentation": ("Augmentation ratio", "Objective against randomized-SMILES copies per reaction.",
+                           ("use_augmentation", "augment_ratio")),
+    "slice-scheduler": ("Scheduler and learning rate", "Objective against the LR schedule and peak LR.",
+                        ("scheduler", "lr", "warmup_frac")),
+}
+
+# Where a trial's worker is recorded; the first user attribute present wins.
+WORKER_ATTRS = ("worker_id", "hostname")
+
+_WORKER_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                   "#7f7f7f", "#bcbd22", "#17becf")
+# Trial state stays readable on worker-coloured bars as a fill pattern.
+_STATE_PATTERNS = {"COMPLETE": "", "PRUNED": "/", "FAIL": "x", "RUNNING": ".", "WAITING": "-", "INFEASIBLE": "\\"}
+
+
+def _finished(study: "optuna.Study") -> list["optuna.trial.FrozenTrial"]:
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def match_params(study: "optuna.Study", keys: Sequence[str]) -> list[str]:
+    """Names of the study's parameters (from finished trials) that match ``keys``, in key order."""
+    names = sorted({name for t in _finished(study) for name in t.params})
+    found: list[str] = []
+    for key in keys:
+        found += [n for n in names if (n == key or n.endswith("." + key)) and n not in found]
+    return found
+
+
+def _history(study: "optuna.Study") -> "go.Figure":
+    from optuna.visualization import plot_optimization_history
+
+    if not _finished(study):
+        raise _NotYet("no finished trial yet")
+    return plot_optimization_history(study)
+
+
+def _intermediate(study: "optuna.Study") -> "go.Figure":
+    from optuna.visualization import plot_intermediate_values
+
+    if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+        raise _NotYet("no trial has reported a per-epoch value yet")
+    return plot_intermediate_values(study)
+
+
+def _importances(study: "optuna.Study") -> "go.Figure":
+    from optuna.visualization import plot_param_importances
+
+    done = _finished(study)
+    if len(done) < 2:
+        raise _NotYet(f"needs at least 2 complete trials, the study has {len(done)}")
+    if not any(t.params for t in done):
+        raise _NotYet("the complete trials have no parameters")
+    try:
+        with warnings.catch_warnings():  # "few trials per regime" is expected early in a study
+            warnings.simplefilter("ignore", UserWarning)
+            return plot_param_importances(study)
+    except (ValueError, RuntimeError) as err:  # e.g. every trial has the same value for each parameter
+        raise _NotYet(f"importances not computable yet: {err}") from err
+
+
+def _parallel(study: "optuna.Study") -> "go.Figure":
+    from optuna.visualization import plot_parallel_coordinate
+
+    if not any(t.params for t in _finished(study)):
+        raise _NotYet("no complete trial with parameters yet")
+    return plot_parallel_coordinate(study)
+
+
+def _slice(keys: Sequence[str]) -> Callable[["optuna.Study"], "go.Figure"]:
+    def build(study: "optuna.Study") -> "go.Figure":
+        from optuna.visualization import plot_slice
+
+        params = match_params(study, keys)
+        if not params:
+            raise _NotYet(f"none of {', '.join(keys)} is tuned in this study")
+        return plot_slice(study, params=params)
+
+    return build
+
+
+def worker_of(trial: "optuna.trial.FrozenTrial") -> str | None:
+    """The worker that ran ``trial`` as recorded in its user attributes, or None."""
+    for attr in WORKER_ATTRS:
+        value = trial.user_attrs.get(attr)
+        if value not in (None, ""):
+            return str(value)
+    return None
+
+
+def _timeline(study: "optuna.Study") -> "go.Figure":
+    """Optuna's timeline, with each bar recoloured by its worker (state kept as the bar's pattern)."""
+    import plotly.graph_objects as go
+    from optuna.visualization import plot_timeline
+
+    trials = study.get_trials(deepcopy=False)
+    if not trials:
+        raise _NotYet("no trial yet")
+    fig = plot_timeline(study)
+    by_number = {t.number: worker_of(t) for t in trials}
+    workers = sorted({w for w in by_number.values() if w is not None})
+    if not workers:
+        return fig
+    colour = {w: _WORKER_COLOURS[i % len(_WORKER_COLOURS)] for i, w in enumerate(workers)}
+    for trace in fig.data:
+        numbers = list(trace.y)
+        trace.marker.color = [colour.get(by_number.get(n), "#bbbbbb") for n in numbers]
+        trace.marker.pattern = {"shape": _STATE_PATTERNS.get(trace.name, ""), "fillmode": "overlay",
+                                "fgcolor": "black", "size": 6, "solidity": 0.25}
+        trace.customdata = [by_number.get(n) or "?" for n in numbers]
+        trace.hovertemplate = "%{text}<br>worker: %{customdata}<extra>" + str(trace.name) + "</extra>"
+        trace.showlegend = False
+    for state in [t.name for t in fig.data]:  # legend entries for the state patterns, in neutral grey
+        fig.add_trace(go.Bar(x=[None], y=[None], orientation="h", name=state, legendgroup="state", showlegend=True,
+                             legendgrouptitle={"text": "state (pattern)"}, hoverinfo="skip",
+                             marker={"color": "#dddddd", "pattern": {"shape": _STATE_PATTERNS.get(state, ""),
+                                                                      "fgcolor": "black", "solidity": 0.25}}))
+    for w in workers:  # legend entries for the worker colours
+        fig.add_trace(go.Bar(x=[None], y=[None], orientation="h", name=w, marker={"color": colour[w]},
+                             legendgroup="worker", legendgrouptitle={"text": "worker (colour)"},
+                             showlegend=True, hoverinfo="skip"))
+    fig.update_layout(title=f"Timeline Plot ({len(workers)} worker{'s' if len(workers) != 1 else ''})",
+                      barmode="overlay")
+    return fig
+
+
+STUDY_FIGURES: list[tuple[str, str, str, Callable[["optuna.Study"], "go.Figure"]]] = [
+    ("history", "Optimization history", "Objective of every trial and the best so far.", _history),
+    ("intermediate", "Intermediate values", "Per-epoch validation value of each trial; pruned trials stop early.",
+     _intermediate),
+    ("importances", "Parameter importances", "How much each hyperparameter explains the objective.", _importances),
+    ("parallel", "Parallel coordinates", "Each complete trial as a line through its parameter values.", _parallel),
+    *[(key, title, caption, _slice(keys)) for key, (title, caption, keys) in SLICE_GROUPS.items()],
+    ("timeline", "Worker timeline", "When each trial ran and on which worker (colour) with what outcome (pattern).",
+     _timeline),
+]
+
+
+def study_sections(study: "optuna.Study") -> list[Section]:
+    """Every study figure of the report, each drawn by optuna.visualization or replaced by a note."""
+    if len(study.directions) != 1:
+        return [Section("multi-objective", "Study plots", "", note="multi-objective studies are not plotted here; "
+                        "use `tune dashboard` for Pareto fronts")]
+    sections = []
+    for key, title, caption, build in STUDY_FIGURES:
+        try:
+            sections.append(Section(key, title, caption, figure=build(study)))
+        except _NotYet as why:
+            sections.append(Section(key, title, caption, note=str(why)))
+    return sections
+
+
+def r2(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+    """Coefficient of determination, for members whose summary lacks one."""
+    import numpy as np
+
+    t, p = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    ss_tot = float(((t - t.mean()) ** 2).sum())
+    return float("nan") if ss_tot == 0.0 else 1.0 - float(((t - p) ** 2).sum()) / ss_tot
+
+
+def ensemble_sections(summary: "EnsembleSummary") -> list[Section]:
+    """R² per member and ensemble, predicted-vs-true and residuals on the hold-out set."""
+    import plotly.graph_objects as go
+
+    scores = summary.scores()
+    names = list(scores)
+    bars = go.Figure(go.Bar(
+        x=names, y=[scores[n] for n in names],
+        marker={"color": ["#d62728" if n == "ensemble" else "#1f77b4" for n in names]},
+        text=[f"{scores[n]:.3f}" for n in names], textposition="outside",
+        hovertemplate="%{x}: R² %{y:.4f}<extra></extra>"))
+    bars.update_layout(title="Hold-out R² of each member and of the ensemble", yaxis_title="R²",
+                       xaxis_title="model")
+    sections = [Section("ensemble-r2", "Ensemble R²", "Hold-out R² of each member and of the weighted ensemble.",
+                        figure=bars)]
+    frame = summary.predictions
+    if frame is None:
+        sections.append(Section("ensemble-predictions", "Predicted vs true", "",
+                                note="holdout_predictions.csv not found next to ensemble.json"))
+        return sections
+    y_true = frame["y_true"].to_numpy(dtype=float)
+    columns = summary.prediction_columns()
+    scatter, residual = go.Figure(), go.Figure()
+    for col in columns:
+        is_ens = col == "ensemble"
+        y_pred = frame[col].to_numpy(dtype=float)
+        label = f"{col} (R² {scores.get(col, r2(y_true, y_pred)):.3f})"
+        style = ({"size": 7, "color": "#d62728", "line": {"width": 0.5, "color": "white"}} if is_ens
+                 else {"size": 5, "opacity": 0.45})
+        ids = frame["id"].astype(str).tolist() if "id" in frame.columns else None
+        scatter.add_trace(go.Scatter(x=y_true, y=y_pred, mode="markers", name=label, marker=style, text=ids,
+                                       hovertemplate="%{text}<br>true %{x:.3f}<br>pred %{y:.3f}"))
+        residual.add_trace(go.Scatter(x=y_pred, y=y_pred - y_true, mode="markers", name=label, marker=style,
+                                        text=ids, hovertemplate="%{text}<br>pred %{x:.3f}<br>residual %{y:.3f}"))
+    lo, hi = float(min(y_true.min(), 0.0)), float(max(y_true.max(), 1.0))
+    scatter.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x",
+                                 line={"dash": "dash", "color": "black"}, hoverinfo="skip"))
+    scatter.update_layout(title="Hold-out: predicted vs true yield", xaxis_title="true yield",
+                          yaxis_title="predicted yield")
+    residual.add_hline(y=0.0, line={"dash": "dash", "color": "black"})
+    residual.update_layout(title="Hold-out residuals (predicted − true)", xaxis_title="predicted yield",
+                           yaxis_title="residual")
+    sections += [
+        Section("ensemble-predictions", "Predicted vs true", "Each hold-out reaction, for every member and the "
+                "ensemble (red); points on the dashed line are perfect.", figure=scatter),
+        Section("ensemble-residuals", "Residuals", "Prediction error against prediction; structure here means "
+                "systematic bias.", figure=residual),
+    ]
+    return sections
