@@ -1,0 +1,257 @@
+"""Reading reaction CSV/TSV files into a validated :class:`ReactionTable`.
+
+Everything a user can get wrong in a file (missing column, bad SMILES, blank or out-of-range yield, wrong
+delimiter) becomes a :class:`DataError` naming the file, the 1-based file row (header = row 1) and the column,
+before any training starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from yieldtune.data.table import DataSpec, ReactionTable
+from yieldtune.data.validate import Problem, SmilesCache, split_reaction, write_problem_report
+from yieldtune.errors import DataError
+
+DELIMITERS = (",", "\t", ";")
+_ROLES = ("reactants", "agents", "products")
+
+
+@dataclass
+class LoadResult:
+    """A loaded table plus what was dropped on the way (empty unless ``drop_invalid``)."""
+
+    table: ReactionTable
+    problems: list[Problem] = field(default_factory=list)
+    n_rows: int = 0  # data rows read from the file, before dropping
+
+    @property
+    def dropped_rows(self) -> list[int]:
+        return sorted({p.row for p in self.problems})
+
+
+def required_columns(spec: DataSpec) -> list[str]:
+    """Columns the file must have under ``spec`` (target included when there is one)."""
+    if spec.layout == "rxn":
+        cols = [spec.rxn_column]
+    else:
+        cols = [*spec.reactant_columns, *spec.agent_columns, *spec.product_columns]
+    if spec.target is not None:
+        cols.append(spec.target)
+    return cols
+
+
+def sniff_delimiter(line: str) -> str:
+    """The candidate delimiter that splits the header line most often (',' when none does)."""
+    counts = {d: line.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])  # max keeps the first on ties: ','
+    return best if counts[best] else ","
+
+
+def _read_rows(path: Path, spec: DataSpec) -> tuple[list[str], list[tuple[int, list[str]]], str]:
+    """Header and (file line, cells) for every non-blank data row."""
+    if not path.exists():
+        raise DataError("file not found", path=str(path))
+    if path.is_dir():
+        raise DataError("is a directory, expected a CSV/TSV file", path=str(path))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"not UTF-8 text ({err.reason} at byte {err.start})", path=str(path)) from None
+    if not text.strip():
+        raise DataError("empty file", path=str(path))
+    first_line = next(line for line in text.splitlines() if line.strip())
+    delimiter = spec.delimiter or sniff_delimiter(first_line)
+    reader = csv.reader(text.splitlines(), delimiter=delimiter)
+    header: list[str] | None = None
+    rows: list[tuple[int, list[str]]] = []
+    for cells in reader:
+        if not any(c.strip() for c in cells):
+            continue
+        if header is None:
+            header = [c.strip() for c in cells]
+            header_line = reader.line_num
+            continue
+        rows.append((reader.line_num, cells))
+    assert header is not None
+    if header_line != 1:
+        raise DataError("blank lines before the header", path=str(path), row=1)
+    return header, rows, delimiter
+
+
+def read_reactions(path: str | Path, spec: DataSpec | None = None, *, drop_invalid: bool = False,
+                   validate: bool = True) -> LoadResult:
+    """Read and check a reaction file; with ``drop_invalid`` bad rows are dropped and listed, else the first raises.
+
+    File-level problems (missing file or column, empty file, wrong delimiter) always raise.
+    """
+    spec = spec or DataSpec()
+    path = Path(path)
+    header, rows, delimiter = _read_rows(path, spec)
+    required = required_columns(spec)
+    shown = "tab" if delimiter == "\t" else repr(delimiter)
+    if len(header) == 1 and len(required) > 1:
+        raise DataError(f"header parses into a single column {header[0][:60]!r} with delimiter {shown}, "
+                        f"expected columns {', '.join(required)} (wrong delimiter?)", path=str(path), row=1)
+    missing = [c for c in required if c not in header]
+    if missing:
+        hint = " (unlabelled file? give no target)" if missing == [spec.target] else ""
+        raise DataError(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
+                        f"the header has {', '.join(header)}{hint}", path=str(path), row=1, column=missing[0])
+    if not rows:
+        raise DataError("empty file: a header but no data rows", path=str(path))
+
+    col = {name: i for i, name in enumerate(header)}
+    id_index = col.get(spec.id_column) if spec.id_column else None
+    cache = SmilesCache()
+    problems: list[Problem] = []
+    reactions: list[str] = []
+    yields: list[float] = []
+    ids: list[str] = []
+    kept_rows: list[int] = []
+    for line, cells in rows:
+        row_problems: list[Problem] = []
+        if len(cells) != len(header):
+            row_problems.append(Problem(line, "(row)", f"has {len(cells)} fields, the header has {len(header)}",
+                                        _join_cells(cells, delimiter)))
+        else:
+            rxn = _build_reaction(cells, col, spec, line, cache, validate, row_problems)
+            y = _parse_target(cells[col[spec.target]], spec, line, row_problems) if spec.target else None
+        if row_problems:
+            problems.extend(row_problems)
+            if not drop_invalid:
+                break
+            continue
+        reactions.append(rxn)
+        if y is not None:
+            yields.append(y)
+        ids.append(cells[id_index].strip() if id_index is not None else "")
+        kept_rows.append(line)
+
+    if problems and not drop_invalid:
+        p = problems[0]
+        raise DataError(f"{p.reason} (fix it, or drop bad rows with drop_invalid / --drop-invalid)",
+                        path=str(path), row=p.row, column=None if p.column == "(row)" else p.column)
+    if not reactions:
+        raise DataError(f"no valid rows: all {len(rows)} data rows have problems (first: row {problems[0].row}, "
+                        f"{problems[0].reason})", path=str(path))
+    table = ReactionTable(
+        reactions=reactions,
+        yields=np.asarray(yields, dtype=np.float32) if spec.target else None,
+        ids=ids if id_index is not None else [],
+        rows=kept_rows,
+        source=str(path),
+    )
+    return LoadResult(table=table, problems=problems, n_rows=len(rows))
+
+
+def _join_cells(cells: list[str], delimiter: str) -> str:
+    return delimiter.join(cells)[:200]
+
+
+def _build_reaction(cells, col, spec: DataSpec, line: int, cache: SmilesCache, validate: bool,
+                    problems: list[Problem]) -> str:
+    """``reactants>agents>products`` from one row, checking every molecule with RDKit when ``validate``."""
+    if spec.layout == "rxn":
+        value = cells[col[spec.rxn_column]].strip()
+        roles = split_reaction(value)
+        if roles is None:
+            problems.append(Problem(line, spec.rxn_column, "not a reaction SMILES (expected reactants>agents>products)",
+                                    value))
+            return ""
+        for role, part in zip(_ROLES, roles):
+            if role != "agents" and not part:
+                problems.append(Problem(line, spec.rxn_column, f"reaction has no {role}", value))
+                return ""
+            if validate and part:
+                _, bad = cache.check_part(part)
+                if bad is not None:
+                    problems.append(Problem(line, spec.rxn_column, f"invalid SMILES {bad!r} in the {role}", bad))
+                    return ""
+        return ">".join(roles)
+
+    joined = []
+    for role, columns in zip(_ROLES, (spec.reactant_columns, spec.agent_columns, spec.product_columns)):
+        parts = []
+        for name in columns:
+            value = cells[col[name]].strip()
+            if not value:
+                continue  # an empty cell (no additive) is simply left out
+            if ">" in value:
+                problems.append(Problem(line, name, f"invalid SMILES {value!r} (contains '>')", value))
+                return ""
+            if validate:
+                _, bad = cache.check_part(value)
+                if bad is not None:
+                    problems.append(Problem(line, name, f"invalid SMILES {bad!r}", bad))
+                    return ""
+            parts.append(value)
+        if role != "agents" and not parts:
+            problems.append(Problem(line, ", ".join(columns), f"reaction has no {role} (all of "
+                                    f"{', '.join(columns)} are empty)", ""))
+            return ""
+        joined.append(".".join(parts))
+    return ">".join(joined)
+
+
+def _parse_target(raw: str, spec: DataSpec, line: int, problems: list[Problem]) -> float | None:
+    """A yield as a fraction in [0, 1]; percent values are divided by 100 only when the spec says so."""
+    value = raw.strip()
+    name = spec.target or ""
+    if not value:
+        problems.append(Problem(line, name, "blank target", raw))
+        return None
+    try:
+        y = float(value)
+    except ValueError:
+        problems.append(Problem(line, name, f"target {value!r} is not a number", raw))
+        return None
+    if math.isnan(y):
+        problems.append(Problem(line, name, "target is NaN", raw))
+        return None
+    upper = 100.0 if spec.percent else 1.0
+    if not (0.0 <= y <= upper):
+        hint = ""
+        if not spec.percent and 1.0 < y <= 100.0:
+            hint = " (yields in percent? declare percent=True / --percent)"
+        problems.append(Problem(line, name, f"target {value} is outside [0, {upper:g}]{hint}", raw))
+        return None
+    return y / 100.0 if spec.percent else y
+
+
+def load_reactions(path: str | Path, spec: DataSpec | None = None, *, drop_invalid: bool = False,
+                   report_path: str | Path | None = None, validate: bool = True) -> ReactionTable:
+    """Load a reaction CSV/TSV as a validated :class:`ReactionTable`.
+
+    ``drop_invalid`` drops bad rows instead of raising; ``report_path`` then receives a CSV
+    ``row,column,reason,value`` of what was dropped (written even when nothing was).
+    """
+    result = read_reactions(path, spec, drop_invalid=drop_invalid, validate=validate)
+    if drop_invalid and report_path is not None:
+        write_problem_report(report_path, result.problems)
+    return result.table
+
+
+def infer_spec(path: str | Path, *, layout: str | None = None, target: str | None = "",
+               percent: bool = False) -> DataSpec:
+    """A DataSpec guessed from a file's header: an ``rxn`` column means the rxn layout, else components.
+
+    ``target=""`` means "the column named yield (any case) if there is one, else unlabelled"; ``None`` means
+    unlabelled; any other string is required to exist.
+    """
+    path = Path(path)
+    header, _, _ = _read_rows(path, DataSpec()) if path.exists() else ([], [], ",")
+    lower = {h.lower(): h for h in header}
+    if layout is None:
+        layout = "rxn" if "rxn" in lower and "reactant1" not in lower else "components"
+    if target == "":
+        target = lower.get("yield")
+    if layout == "rxn":
+        return DataSpec(layout="rxn", rxn_column=lower.get("rxn", "rxn"), target=target, id_column=None,
+                        percent=percent)
+    return DataSpec(target=target, percent=percent)
