@@ -1,0 +1,128 @@
+"""`tune proxy`: Optuna's gRPC storage proxy in front of a real database, with real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# A worker process: joins the study through the proxy (our open_storage, grpc:// scheme) and runs trials.
+WORKER = textwrap.dedent("""
+    import sys, optuna
+    from yieldtune.study.storage import open_storage
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url, name, worker, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    study = optuna.load_study(study_name=name, storage=open_storage(url))
+    def objective(trial):
+        trial.set_user_attr("worker_id", worker)
+        x = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+        for epoch in range(1, 4):
+            trial.report(-abs(x - 1e-3) * epoch, epoch)
+        return -abs(x - 1e-3)
+    study.optimize(objective, n_trials=n)
+""")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.pop("TUNE_STORAGE", None)
+    return env
+
+
+def start_proxy(storage_url: str, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "yieldtune.cli.main", "proxy", "--storage", storage_url, "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        client = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
+    try:
+        client.wait_server_ready(timeout=90)
+    except ConnectionError:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"proxy did not come up: {err[-2000:]}")
+    finally:
+        client.close()
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> tuple[int, str]:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return proc.returncode, err
+
+
+def run_two_workers_through_proxy(db_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    proxy = start_proxy(db_url, port)
+    try:
+        grpc_url = f"grpc://127.0.0.1:{port}"
+        from yieldtune.study.storage import open_storage
+
+        optuna.create_study(study_name="proxied", storage=open_storage(grpc_url), direction="maximize")
+        script = tmp_path / "worker.py"
+        script.write_text(WORKER)
+        workers = [subprocess.Popen([sys.executable, str(script), grpc_url, "proxied", f"w{i}", "4"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+                   for i in range(2)]
+        for w in workers:
+            _, err = w.communicate(timeout=300)
+            assert w.returncode == 0, err[-2000:]
+    finally:
+        code, err = stop(proxy)
+    assert code == 130, err  # Ctrl-C: "interrupted", no traceback
+    assert "listening on grpc://127.0.0.1" in err and "Traceback" not in err
+
+    # Everything the workers did through the proxy is in the database itself.
+    study = optuna.load_study(study_name="proxied", storage=db_url)
+    trials = study.trials
+    assert len(trials) == 8
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert {t.user_attrs["worker_id"] for t in trials} == {"w0", "w1"}
+    assert all(len(t.intermediate_values) == 3 for t in trials)
+    assert len({t.number for t in trials}) == 8
+
+
+def test_two_workers_through_proxy_on_sqlite(tmp_path):
+    run_two_workers_through_proxy(f"sqlite:///{tmp_path / 'proxied.db'}", tmp_path)
+
+
+@pytest.mark.postgres
+def test_two_workers_through_proxy_on_postgres(pg_url, tmp_path):
+    run_two_workers_through_proxy(pg_url, tmp_path)
+
+
+def test_proxy_refuses_a_proxy_url_and_needs_storage(monkeypatch):
+    from yieldtune.cli.main import main
+
+    monkeypatch.delenv("TUNE_STORAGE", raising=False)
+    runner = CliRunner()
+    res = runner.invoke(main, ["proxy", "--storage", "grpc://127.0.0.1:13000"])
+    assert res.exit_code == 2 and "not another proxy" in res.output and "Traceback" not in res.output
+    res = runner.invoke(main, ["proxy"])
+    assert res.exit_code == 2 and "--storage" in res.output
+    res = runner.invoke(main, ["proxy", "--storage", "nonsense"])
+    assert res.exit_code == 2 and res.output.startswith("error:")
