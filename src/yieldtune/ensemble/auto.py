@@ -1,0 +1,206 @@
+"""The automatic path: budget met -> refits queued -> (last refit done) -> ensemble built.
+
+Weighting scheme (why it is sound): refit members have seen the validation rows, so their own
+validation predictions cannot weight them. The weights are instead fitted by greedy forward
+selection with replacement (Caruana et al. 2004) on the validation predictions of the source trial
+models (trained on the training split only, uploaded by each trial as ``artifact:val_predictions``),
+one column per member configuration. Each configuration's weight is then split evenly over its
+seed refits. The recorded validation metrics (``r2_ensemble``, ``r2_mean``, ``r2_best_member``) are
+those of the trial models, i.e. honest estimates for the refit ensemble, not training-set scores.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from yieldtune.errors import ConfigError, ModelFileError
+from yieldtune.ensemble import export as fmt
+from yieldtune.ensemble.refit import (
+    enqueue_refits, load_refit_study, queue_state, refit_study_name, run_refit_worker,
+)
+from yieldtune.ensemble.selection import caruana_select, r2_score
+
+if TYPE_CHECKING:  # pragma: no cover
+    from yieldtune.study.spec import StudySpec
+
+log = logging.getLogger(__name__)
+
+ENSEMBLE_SUBDIR = "ensemble"
+
+
+def _neg_mae(y, p) -> float:
+    return -float(np.mean(np.abs(np.asarray(y, float) - np.asarray(p, float))))
+
+
+def _neg_rmse(y, p) -> float:
+    return -float(np.sqrt(np.mean((np.asarray(y, float) - np.asarray(p, float)) ** 2)))
+
+
+# the study's objective metric as a "higher is better" score for greedy selection
+SELECTION_SCORES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "r2": r2_score, "mae": _neg_mae, "rmse": _neg_rmse,
+}
+
+
+def ensemble_dir(spec: "StudySpec") -> Path:
+    return spec.artifact_dir / ENSEMBLE_SUBDIR
+
+
+def member_name(source_trial: int, seed: int) -> str:
+    return f"trial{int(source_trial)}-seed{int(seed)}"
+
+
+def on_budget_met(spec: "StudySpec", storage_url: str) -> str | None:
+    """Called by the study runner when the trial budget is met: queue the refits (idempotent).
+
+    Returns the refit study's name, or None when ``[ensemble] auto = false`` or no trial completed.
+    Workers then call :func:`~yieldtune.ensemble.refit.run_refit_worker` to do the refits; the one
+    that finishes the last refit builds the ensemble.
+    """
+    if not spec.ensemble.auto:
+        return None
+    try:
+        refit = enqueue_refits(spec, storage_url)
+    except ConfigError as err:  # no COMPLETE trial: nothing to ensemble, not an error for the runner
+        log.warning("ensemble skipped: %s", err)
+        return None
+    return refit.study_name
+
+
+def after_budget(spec: "StudySpec", storage_url: str, device: str = "auto"):
+    """What a worker does once the budget is met: queue refits, work the queue, build the ensemble."""
+    if on_budget_met(spec, storage_url) is None:
+        return None
+    return run_refit_worker(spec, storage_url, device)
+
+
+# ---- building the ensemble from finished refits ---------------------------------------------
+
+def holdout_matrix(frames: list, names: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Align the trials' validation predictions by id: (ids, y_true, predictions[n, members])."""
+    base = frames[0]
+    ids = [str(i) for i in base["id"]]
+    if len(set(ids)) != len(ids):  # ids are not unique: fall back to row order, which must agree
+        for f, name in zip(frames, names):
+            if len(f) != len(base) or not np.allclose(f["y_true"].to_numpy(), base["y_true"].to_numpy()):
+                raise ModelFileError(f"validation predictions of {name} do not line up with {names[0]}")
+        return ids, base["y_true"].to_numpy(np.float64), np.column_stack(
+            [f["y_pred"].to_numpy(np.float64) for f in frames])
+    cols = []
+    for f, name in zip(frames, names):
+        by_id = dict(zip((str(i) for i in f["id"]), f["y_pred"].to_numpy(np.float64)))
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise ModelFileError(f"validation predictions of {name} lack id {missing[0]!r} "
+                                 f"(trials were validated on different rows)")
+        cols.append(np.array([by_id[i] for i in ids]))
+    return ids, base["y_true"].to_numpy(np.float64), np.column_stack(cols)
+
+
+def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -> Path:
+    """Weight the completed refits and write ``<artifact_dir>/ensemble/`` atomically."""
+    import pandas as pd
+
+    from yieldtune.study.artifacts import artifact_store, download_predictor_dir, download_val_predictions
+    from yieldtune.study.service import load_study
+
+    refit = load_refit_study(spec, storage_url, storage)
+    if refit is None:
+        raise ConfigError(f"study {spec.name!r}: no refits planned yet (run `tune ensemble {spec.name}`)")
+    state = queue_state(refit)
+    if not state.plan or not state.done:
+        n_done = sum(p in state.complete for p in state.pairs)
+        raise ConfigError(f"study {spec.name!r}: {n_done} of {len(state.pairs)} refits done; "
+                          f"run `tune worker` or `tune ensemble {spec.name}` to finish them")
+    main = load_study(spec, storage_url)
+    store = artifact_store(spec.artifact_dir)
+    trials = {t.number: t for t in main.get_trials(deepcopy=False)}
+    sources: list[int] = []
+    for entry in state.plan:
+        if entry["source_trial"] not in sources:
+            sources.append(int(entry["source_trial"]))
+    frames = [download_val_predictions(main, trials[n], store=store) for n in sources]
+    ids, y, preds = holdout_matrix(frames, [f"trial {n}" for n in sources])
+    metric = spec.objective.metric
+    rounds = int(getattr(spec.ensemble, "rounds", 50))
+    res = caruana_select(preds, y, rounds=rounds, score=SELECTION_SCORES[metric])
+    weight_of = {n: float(w) for n, w in zip(sources, res.weights)}
+    r2_of = {n: r2_score(y, preds[:, j]) for j, n in enumerate(sources)}
+    ens_pred = preds @ res.weights
+    mean_pred = preds.mean(axis=1)
+
+    seeds_of: dict[int, list[dict]] = {}
+    for entry in state.plan:
+        seeds_of.setdefault(int(entry["source_trial"]), []).append(entry)
+    members: list[tuple[dict[str, Any], Any]] = []
+    holdout = {"id": ids, "y_true": y}
+    with tempfile.TemporaryDirectory(prefix="yt-ens-") as tmp:
+        for n in sources:
+            for entry in seeds_of[n]:
+                pair = (n, int(entry["seed"]))
+                refit_trial = state.complete[pair]
+                name = member_name(*pair)
+                src_dir = download_predictor_dir(refit, refit_trial, Path(tmp) / name, store=store)
+                members.append(({"name": name, "trial_number": n, "seed": pair[1],
+                                 "weight": weight_of[n] / len(seeds_of[n]), "r2": r2_of[n],
+                                 "refit_trial": refit_trial.number, "epochs": int(entry["epochs"]),
+                                 "trial_value": entry.get("value"), "params": entry.get("params", {})},
+                                src_dir))
+                holdout[name] = preds[:, sources.index(n)]
+        holdout["ensemble"] = ens_pred
+        info = {
+            "format": "yieldtune-ensemble/1",
+            "method": "caruana",
+            "study": spec.name,
+            "refit_study": refit_study_name(spec.name),
+            "metric": metric,
+            "r2_ensemble": r2_score(y, ens_pred),
+            "r2_mean": r2_score(y, mean_pred),
+            "r2_best_member": max(r2_of.values()),
+            "weights_by_trial": {str(n): weight_of[n] for n in sources},
+            "caruana": {"rounds": rounds, "selection": [sources[j] for j in res.selection],
+                        "score": res.score, "best_single_trial": sources[res.best_single]},
+            "tta": int(spec.ensemble.tta),
+            "n_holdout": len(ids),
+            "holdout": "validation rows; predictions of the source trial models (trained without these rows). "
+                       "Refit members (train+validation) take their configuration's weight split over seeds.",
+            "refit_trials": sorted(t.number for t in state.complete.values()),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        target = ensemble_dir(spec)
+        with fmt.atomic_directory(target, force=True) as out:
+            fmt.save_ensemble_dir(out, members, info, holdout=pd.DataFrame(holdout))
+            fmt.write_manifest(out)
+    log.info("ensemble of %d members written to %s (r2 %.4f)", len(members), target, info["r2_ensemble"])
+    return target
+
+
+def ensure_ensemble(spec: "StudySpec", storage_url: str, *, storage=None, rebuild: bool = False) -> Path:
+    """Build the ensemble unless an intact one for the same completed refits is already there.
+
+    Several workers may finish at once: each builds into its own temp dir and renames; if another
+    one's rename wins, its (identical) result is kept.
+    """
+    target = ensemble_dir(spec)
+    refit = load_refit_study(spec, storage_url, storage)
+    if not rebuild and refit is not None and (target / fmt.ENSEMBLE_JSON).is_file():
+        try:
+            fmt.verify_manifest(target)
+            info = fmt.read_json(target / fmt.ENSEMBLE_JSON)
+            done = sorted(t.number for t in queue_state(refit).complete.values())
+            if info.get("refit_trials") == done:
+                return target
+        except ModelFileError:
+            pass
+    try:
+        return build_study_ensemble(spec, storage_url, storage=storage)
+    except OSError:
+        if (target / fmt.ENSEMBLE_JSON).is_file():  # a concurrent builder's rename won
+            return target
+        raise
