@@ -56,28 +56,36 @@ def member_name(source_trial: int, seed: int) -> str:
     return f"trial{int(source_trial)}-seed{int(seed)}"
 
 
-def on_budget_met(spec: "StudySpec", storage_url: str) -> str | None:
-    """Called by the study runner when the trial budget is met: queue the refits (idempotent).
+def on_budget_met(spec: "StudySpec", storage_url: str, *, device: str = "auto", work: bool = True,
+                  log: Callable[[str], None] | None = None):
+    """Called when the trial budget is met (by every worker past the budget, and by ``tune run``).
 
-    Returns the refit study's name, or None when ``[ensemble] auto = false`` or no trial completed.
-    Workers then call :func:`~yieldtune.ensemble.refit.run_refit_worker` to do the refits; the one
-    that finishes the last refit builds the ensemble.
+    Queues the refits once (idempotent across processes and machines); with ``work`` (default) it
+    then works the refit queue alongside any other worker, waits for refits running elsewhere, and
+    builds ``<artifact_dir>/ensemble/`` once the last one is done. Returns the
+    :class:`~yieldtune.ensemble.refit.RefitSummary`, or None when ``[ensemble] auto = false`` or no
+    trial completed.
     """
     if not spec.ensemble.auto:
         return None
     try:
         refit = enqueue_refits(spec, storage_url)
     except ConfigError as err:  # no COMPLETE trial: nothing to ensemble, not an error for the runner
-        log.warning("ensemble skipped: %s", err)
+        log = log or log_stderr
+        log(f"ensemble skipped: {err}")
         return None
-    return refit.study_name
+    if not work:
+        return refit.study_name
+    return run_refit_worker(spec, storage_url, device, log=log)
 
 
-def after_budget(spec: "StudySpec", storage_url: str, device: str = "auto"):
-    """What a worker does once the budget is met: queue refits, work the queue, build the ensemble."""
-    if on_budget_met(spec, storage_url) is None:
-        return None
-    return run_refit_worker(spec, storage_url, device)
+def log_stderr(msg: str) -> None:
+    import sys
+
+    print(msg, file=sys.stderr, flush=True)
+
+
+after_budget = on_budget_met  # the name the worker loop reads best with
 
 
 # ---- building the ensemble from finished refits ---------------------------------------------

@@ -12,6 +12,7 @@ an already finished or already running pair is pruned without training, so no re
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -271,7 +272,7 @@ def _make_objective(spec: "StudySpec", refit: "optuna.Study", device: str, get_d
 
 def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", *,
                      build: bool = True, poll_interval: float | None = None,
-                     wait_for_others: bool = True) -> RefitSummary:
+                     wait_for_others: bool = True, log=None) -> RefitSummary:
     """Work through ``<study>:refit`` until every planned refit is COMPLETE, then build the ensemble.
 
     Returns at once (``complete=False``) when no refit is planned. While other workers still run
@@ -280,6 +281,7 @@ def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", 
     """
     import optuna
 
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     storage = _open(spec, storage_url)
     summary = RefitSummary()
     refit = load_refit_study(spec, storage_url, storage)
@@ -297,6 +299,7 @@ def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", 
         return data[0]
 
     objective = _make_objective(spec, refit, device, get_data, summary)
+    last: list = []
     while True:
         state = queue_state(refit)
         if state.done:
@@ -306,7 +309,17 @@ def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", 
             get_data()  # data errors surface here, as user errors, not as failed refits
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                refit.optimize(objective, n_trials=1, catch=(Exception,))
+                last.clear()
+                refit.optimize(objective, n_trials=1, catch=(Exception,),
+                               callbacks=[lambda _s, ft: last.append(ft)])
+            for ft in last:
+                pair = pair_of(ft)
+                if ft.state.name == "COMPLETE":
+                    log(f"refit {ft.number} of study {spec.name!r}: trial {pair[0]} seed {pair[1]} done "
+                        f"({ft.user_attrs.get('epochs')} epochs on train+validation)")
+                elif ft.state.name == "FAIL":
+                    log(f"refit {ft.number} of study {spec.name!r}: {pair} FAILED: "
+                        f"{ft.system_attrs.get('fail_reason', ft.user_attrs.get('fail_reason', '?'))}")
             continue
         orphaned = state.orphaned
         if orphaned:
@@ -330,4 +343,5 @@ def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", 
         from yieldtune.ensemble.auto import ensure_ensemble
 
         summary.ensemble_dir = ensure_ensemble(spec, storage_url, storage=storage)
+        log(f"ensemble of study {spec.name!r} ready in {summary.ensemble_dir}")
     return summary
