@@ -1,0 +1,225 @@
+"""``tune run``: create the study once, start N local workers, watch them, report, then ensemble.
+
+Each worker is its own ``tune worker`` process (own CUDA context, own heartbeat), pinned round-robin to the
+given GPUs, or on CPU given ``cores // N`` torch threads so N workers never oversubscribe the machine.
+Workers run in their own session, so Ctrl-C reaches only this process, which forwards it to every worker
+once; each worker then fails and re-queues its running trial and exits.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from yieldtune.errors import ConfigError, YieldtuneError
+from yieldtune.study.spec import STORAGE_ENV, StudySpec
+
+
+@dataclass
+class WorkerProcess:
+    worker_id: str
+    device: str
+    threads: int | None
+    process: subprocess.Popen
+    log_path: Path | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.poll()
+
+
+@dataclass
+class RunSummary:
+    study: str
+    budget: int
+    finished: int
+    complete: int
+    pruned: int
+    failed: int
+    seconds: float
+    best_value: float | None
+    best_number: int | None
+    worker_exit_codes: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False
+    ensemble_ran: bool = False
+
+    @property
+    def trials_per_minute(self) -> float:
+        return self.finished_here / (self.seconds / 60.0) if self.seconds > 0 else 0.0
+
+    finished_here: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(rc == 0 for rc in self.worker_exit_codes.values()) \
+            and self.finished >= self.budget
+
+    def line(self) -> str:
+        best = "-" if self.best_value is None else f"{self.best_value:.4f} (trial {self.best_number})"
+        return (f"study {self.study}: {self.finished}/{self.budget} finished ({self.complete} complete, "
+                f"{self.pruned} pruned, {self.failed} failed) in {self.seconds:.1f}s with "
+                f"{len(self.worker_exit_codes)} worker(s): {self.trials_per_minute:.2f} trials/min; best {best}")
+
+
+def plan_workers(jobs: int, gpus: list[int] | None, device: str | None) -> list[tuple[str, int | None]]:
+    """(device, torch threads) per worker: GPUs round-robin, or CPU cores divided evenly."""
+    if jobs < 1:
+        raise ConfigError(f"-j/--jobs must be >= 1, got {jobs}")
+    if gpus:
+        return [(f"cuda:{gpus[i % len(gpus)]}", None) for i in range(jobs)]
+    dev = device or "auto"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // jobs)
+    return [(dev, threads) for _ in range(jobs)]
+
+
+def worker_command(spec: StudySpec, worker_id: str, device: str, threads: int | None, budget: int) -> list[str]:
+    cmd = [sys.executable, "-m", "yieldtune.cli.main", "worker", str(spec.path), "--device", device,
+           "--n-trials", str(budget), "--worker-id", worker_id]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    return cmd
+
+
+def start_workers(spec: StudySpec, storage_url: str, plan: list[tuple[str, int | None]], budget: int, *,
+                  log_dir: Path | None) -> list[WorkerProcess]:
+    """Start one ``tune worker`` process per plan entry (storage URL via env, never on the command line)."""
+    workers = []
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for i, (device, threads) in enumerate(plan):
+        worker_id = f"w{i}"
+        env = dict(os.environ)
+        env[STORAGE_ENV] = storage_url
+        env["PYTHONUNBUFFERED"] = "1"
+        if threads:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+        log_path, out = None, None
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            log_path = log_dir / f"{stamp}-{worker_id}.log"
+            out = log_path.open("w")
+        proc = subprocess.Popen(worker_command(spec, worker_id, device, threads, budget), env=env,
+                                stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True)
+        if out is not None:
+            out.close()
+        workers.append(WorkerProcess(worker_id, device, threads, proc, log_path))
+    return workers
+
+
+def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[int] | None = None,
+              device: str | None = None, n_trials: int | None = None, live: bool = True,
+              log: Callable[[str], None] | None = None) -> RunSummary:
+    """Create the study, run ``jobs`` workers until the budget is met, and return a summary."""
+    from yieldtune.study.service import create_or_load_study, best_trial_or_none, state_counts
+    from yieldtune.study.status import render_status, study_status
+    from yieldtune.study.storage import open_spec_storage
+
+    if spec.path is None:
+        raise ConfigError("tune run needs a study file on disk (workers read it)")
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    budget = int(n_trials or spec.budget.n_trials)
+    storage = open_spec_storage(spec, storage_url, heartbeat=False)
+    study = create_or_load_study(spec, storage, n_trials=budget)
+    before = state_counts(study)
+    finished_before = before["COMPLETE"] + before["PRUNED"]
+    plan = plan_workers(jobs, gpus, device)
+    log_dir = spec.artifact_dir.parent / "logs" / spec.name if live else None
+    t0 = time.monotonic()
+    workers = start_workers(spec, storage_url, plan, budget, log_dir=log_dir)
+    if log_dir is not None:
+        log(f"{len(workers)} worker(s) started; logs in {log_dir}")
+
+    interrupted = {"signal": None}
+
+    def forward(signum, _frame):
+        if interrupted["signal"] is None:
+            interrupted["signal"] = signum
+            for w in workers:
+                if w.returncode is None:
+                    try:
+                        w.process.send_signal(signum)
+                    except ProcessLookupError:
+                        pass
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if live:
+            from rich.console import Console, Group
+            from rich.live import Live
+            from rich.text import Text
+
+            console = Console(stderr=True)
+
+            def view():
+                try:
+                    st = study_status(spec, storage_url, n_trials=budget, storage=storage)
+                    body = render_status(st)
+                except YieldtuneError as err:
+                    body = Text(f"status unavailable: {err}")
+                procs = Text("workers: " + "  ".join(
+                    f"{w.worker_id}[{w.device}]={'running' if w.returncode is None else f'exit {w.returncode}'}"
+                    for w in workers))
+                return Group(body, procs)
+
+            with Live(view(), console=console, refresh_per_second=1, transient=False) as live_view:
+                while any(w.returncode is None for w in workers):
+                    time.sleep(1.0)
+                    live_view.update(view())
+        else:
+            for w in workers:
+                while w.process.poll() is None:
+                    try:
+                        w.process.wait(timeout=1.0)
+                    except subprocess.TimeoutExpired:
+                        pass
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    seconds = time.monotonic() - t0
+    counts = state_counts(study)
+    best = best_trial_or_none(study)
+    summary = RunSummary(
+        study=spec.name, budget=budget, finished=counts["COMPLETE"] + counts["PRUNED"],
+        complete=counts["COMPLETE"], pruned=counts["PRUNED"], failed=counts["FAIL"], seconds=seconds,
+        best_value=None if best is None else best.value, best_number=None if best is None else best.number,
+        worker_exit_codes={w.worker_id: w.process.returncode for w in workers},
+        interrupted=interrupted["signal"] is not None,
+    )
+    summary.finished_here = summary.finished - finished_before
+    for w in workers:
+        if w.process.returncode not in (0, None) and not summary.interrupted:
+            where = f" (log: {w.log_path})" if w.log_path else ""
+            log(f"worker {w.worker_id} exited with code {w.process.returncode}{where}")
+    log(summary.line())
+    if summary.ok:
+        summary.ensemble_ran = run_budget_hook(spec, storage_url, log)
+    return summary
+
+
+def run_budget_hook(spec: StudySpec, storage_url: str, log: Callable[[str], None]) -> bool:
+    """Call ``yieldtune.ensemble.auto.on_budget_met(spec, storage_url)`` when that step exists and is enabled."""
+    if not spec.ensemble.auto:
+        return False
+    try:
+        found = importlib.util.find_spec("yieldtune.ensemble.auto") is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        return False
+    module = importlib.import_module("yieldtune.ensemble.auto")
+    hook = getattr(module, "on_budget_met", None)
+    if hook is None:
+        return False
+    log("budget met: building the ensemble")
+    hook(spec, storage_url)
+    return True
+
+
+__all__ = ["run_study", "RunSummary", "plan_workers", "start_workers", "worker_command", "run_budget_hook"]

@@ -1,0 +1,67 @@
+"""Sampler registry: the ``[sampler] type`` of a study file -> an Optuna sampler.
+
+Workers in different processes each build their own sampler from the same study file; TPE's
+``constant_liar`` makes them avoid proposing what another worker is already running.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+
+    from yieldtune.study.space import SearchSpace
+
+
+def _tpe(cfg, space):
+    import optuna
+
+    return optuna.samplers.TPESampler(
+        seed=cfg.seed, n_startup_trials=cfg.n_startup_trials, n_ei_candidates=cfg.n_ei_candidates,
+        multivariate=cfg.multivariate, group=cfg.group and cfg.multivariate, constant_liar=cfg.constant_liar)
+
+
+def _random(cfg, space):
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=cfg.seed)
+
+
+def _cmaes(cfg, space):
+    import optuna
+
+    return optuna.samplers.CmaEsSampler(
+        seed=cfg.seed, n_startup_trials=cfg.n_startup_trials, sigma0=cfg.sigma0,
+        restart_strategy=cfg.restart_strategy, use_separable_cma=cfg.use_separable_cma,
+        with_margin=cfg.with_margin, consider_pruned_trials=cfg.consider_pruned_trials,
+        warn_independent_sampling=False)
+
+
+def _qmc(cfg, space):
+    import optuna
+
+    return optuna.samplers.QMCSampler(seed=cfg.seed, qmc_type=cfg.qmc_type, scramble=cfg.scramble,
+                                      warn_independent_sampling=False, warn_asynchronous_seeding=False)
+
+
+def _grid(cfg, space):
+    import optuna
+
+    return optuna.samplers.GridSampler(space.grid(), seed=cfg.seed)
+
+
+SAMPLERS: dict[str, Callable] = {"tpe": _tpe, "random": _random, "cmaes": _cmaes, "qmc": _qmc, "grid": _grid}
+
+
+def build_sampler(cfg, space: "SearchSpace | None" = None) -> "optuna.samplers.BaseSampler":
+    """The Optuna sampler for a ``[sampler]`` table (``space`` is needed for ``grid``)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return SAMPLERS[cfg.type](cfg, space)
+
+
+__all__ = ["SAMPLERS", "build_sampler"]

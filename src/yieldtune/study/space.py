@@ -1,0 +1,284 @@
+"""The search space: which hyperparameters a trial samples and how they become a :class:`RunConfig`.
+
+Every parameter name always maps to the same Optuna distribution (TPE models each name by its history, and
+a choice list that changes from trial to trial would break it). Two couplings need care:
+
+* ``n_heads`` is sampled from its own fixed list and then lowered to the largest divisor of ``d_model``
+  (the effective value is what goes into the config; with powers of two on both sides it never changes).
+* ``ffn_dim`` is ``round(ffn_mult * d_model)``, so the width ratio, not the absolute size, is searched.
+
+Conditional parameters are sampled only where they act: ``warmup_frac`` for schedulers with a warmup,
+``step_gamma`` for ``step``, ``augment_ratio`` when ``use_augmentation`` is true.
+
+In the study file each entry of ``[search_space]`` is a fixed value (``pooling = "cls"``), a list
+(categorical: ``batch_size = [32, 64]``) or a range table (``lr = {low = 1e-5, high = 1e-3, log = true}``,
+``epochs = {low = 10, high = 50, step = 10}``). A range table may give only some keys; the rest come from
+:data:`DEFAULT_SPACE`. Parameters the file does not mention are searched over :data:`DEFAULT_SPACE`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from yieldtune.config import RunConfig, validate_config
+from yieldtune.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+
+    from yieldtune.study.spec import StudySpec
+
+WARMUP_SCHEDULERS = ("constant", "cosine", "onecycle", "linear")
+
+
+@dataclass(frozen=True)
+class ParamDef:
+    """One searchable name: its value type, the config key it sets, and when it is active."""
+
+    kind: type  # int, float, str or bool
+    target: str | None  # "section.key" it sets directly, or None for derived ones
+    active: Callable[[dict[str, Any]], bool] = lambda values: True
+    help: str = ""
+
+
+PARAMS: dict[str, ParamDef] = {
+    "epochs": ParamDef(int, "train.epochs"),
+    "d_model": ParamDef(int, "model.d_model"),
+    "n_layers": ParamDef(int, "model.n_layers"),
+    "n_heads": ParamDef(int, None, help="lowered to the largest divisor of d_model"),
+    "ffn_mult": ParamDef(float, None, help="ffn_dim = round(ffn_mult * d_model)"),
+    "dropout": ParamDef(float, "model.dropout"),
+    "pooling": ParamDef(str, "model.pooling"),
+    "lr": ParamDef(float, "train.lr"),
+    "weight_decay": ParamDef(float, "train.weight_decay"),
+    "batch_size": ParamDef(int, "train.batch_size"),
+    "use_augmentation": ParamDef(bool, None, help="gates augment_ratio; false means augment_ratio = 0"),
+    "augment_ratio": ParamDef(float, "train.augment_ratio", lambda v: bool(v.get("use_augmentation", True))),
+    "scheduler": ParamDef(str, "train.scheduler"),
+    "warmup_frac": ParamDef(float, "train.warmup_frac", lambda v: v.get("scheduler") in WARMUP_SCHEDULERS),
+    "step_gamma": ParamDef(float, "train.step_gamma", lambda v: v.get("scheduler") == "step"),
+    "grad_clip": ParamDef(float, "train.grad_clip"),
+}
+
+# Realistic GPU-scale defaults; study files override any entry or bound.
+DEFAULT_SPACE: dict[str, Any] = {
+    "epochs": {"low": 10, "high": 50, "step": 10},
+    "d_model": [64, 128, 256],
+    "n_layers": {"low": 2, "high": 6},
+    "n_heads": [2, 4, 8],
+    "ffn_mult": [2, 4],
+    "dropout": {"low": 0.0, "high": 0.3},
+    "pooling": ["cls", "mean"],
+    "lr": {"low": 1e-5, "high": 3e-3, "log": True},
+    "weight_decay": {"low": 1e-6, "high": 1e-1, "log": True},
+    "batch_size": [16, 32, 64],
+    "use_augmentation": [False, True],
+    "augment_ratio": {"low": 0.5, "high": 5.0},
+    "scheduler": ["constant", "cosine", "onecycle", "linear", "step", "plateau"],
+    "warmup_frac": {"low": 0.0, "high": 0.2},
+    "step_gamma": {"low": 0.1, "high": 0.9},
+    "grad_clip": 1.0,
+}
+
+_RANGE_KEYS = {"low", "high", "log", "step"}
+
+
+@dataclass(frozen=True)
+class Fixed:
+    value: Any
+
+
+@dataclass(frozen=True)
+class Categorical:
+    choices: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Range:
+    kind: type
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+
+Entry = Fixed | Categorical | Range
+
+
+def _check_type(name: str, kind: type, value: Any, where: str) -> Any:
+    ok = (isinstance(value, bool) if kind is bool
+          else isinstance(value, int) and not isinstance(value, bool) if kind is int
+          else isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float
+          else isinstance(value, str))
+    if not ok:
+        raise ConfigError(f"{where}: search_space.{name}: expected {kind.__name__}, got {value!r}")
+    return float(value) if kind is float else value
+
+
+def parse_entry(name: str, raw: Any, *, where: str, default: Any = None) -> Entry:
+    """Turn one ``[search_space]`` entry into a typed entry, or raise naming the key."""
+    if name not in PARAMS:
+        raise ConfigError(f"{where}: search_space.{name}: unknown parameter; known: {', '.join(PARAMS)}")
+    kind = PARAMS[name].kind
+    key = f"{where}: search_space.{name}"
+    if isinstance(raw, dict):
+        unknown = set(raw) - _RANGE_KEYS
+        if unknown:
+            raise ConfigError(f"{key}: unknown key(s) {', '.join(sorted(unknown))}; a range has low, high, log, step")
+        if kind in (str, bool):
+            raise ConfigError(f"{key}: a {kind.__name__} parameter takes a value or a list, not a range")
+        merged = {**(default if isinstance(default, dict) else {}), **raw}
+        if "low" not in merged or "high" not in merged:
+            raise ConfigError(f"{key}: a range needs both low and high")
+        low = _check_type(name, kind, merged["low"], where)
+        high = _check_type(name, kind, merged["high"], where)
+        log = merged.get("log", False)
+        if not isinstance(log, bool):
+            raise ConfigError(f"{key}.log: expected true or false, got {log!r}")
+        step = merged.get("step")
+        if low > high:
+            raise ConfigError(f"{key}: empty range (low {low} > high {high})")
+        if log and low <= 0:
+            raise ConfigError(f"{key}: a log range needs low > 0 (got {low})")
+        if step is not None:
+            step = _check_type(name, kind, step, where)
+            if step <= 0:
+                raise ConfigError(f"{key}.step: must be > 0 (got {step})")
+            if log:
+                raise ConfigError(f"{key}: step and log cannot be combined")
+        return Range(kind, low, high, log, step)
+    if isinstance(raw, list):
+        if not raw:
+            raise ConfigError(f"{key}: empty list of choices")
+        values = tuple(_check_type(name, kind, v, where) for v in raw)
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{key}: duplicate choices in {list(raw)}")
+        return Categorical(values)
+    return Fixed(_check_type(name, kind, raw, where))
+
+
+class SearchSpace:
+    """The study's parameters on top of its fixed base :class:`RunConfig`."""
+
+    def __init__(self, entries: dict[str, Entry], base: RunConfig, *, source: str = "study") -> None:
+        self.entries = entries
+        self.base = base
+        self.source = source
+
+    @classmethod
+    def from_spec(cls, spec: "StudySpec") -> "SearchSpace":
+        where = spec.source
+        raw = dict(DEFAULT_SPACE)
+        for name, value in spec.search_space.items():
+            raw[name] = value
+        entries = {name: parse_entry(name, raw[name], where=where, default=DEFAULT_SPACE.get(name))
+                   for name in PARAMS if name in raw}
+        for name in spec.search_space:
+            if name not in PARAMS:  # report unknown names even though the loop above skips them
+                parse_entry(name, spec.search_space[name], where=where)
+        space = cls(entries, spec.fixed, source=where)
+        space._check_fixed_overlap(spec)
+        space._check_warm_start(spec)
+        return space
+
+    def _check_fixed_overlap(self, spec: "StudySpec") -> None:
+        fixed_keys = {f"{section}.{key}" for section, table in spec.fixed.model_dump(exclude_unset=True).items()
+                      if isinstance(table, dict) for key in table}
+        for name, entry in self.entries.items():
+            target = PARAMS[name].target
+            if target in fixed_keys and not isinstance(entry, Fixed):
+                raise ConfigError(f"{self.source}: fixed.{target} is also searched as search_space.{name}; "
+                                  f"set search_space.{name} = <value> instead")
+
+    def _check_warm_start(self, spec: "StudySpec") -> None:
+        for i, cfg in enumerate(spec.warm_start.configs):
+            for name in cfg:
+                if name not in self.searched:
+                    raise ConfigError(f"{self.source}: warm_start.configs[{i}].{name}: not a searched parameter; "
+                                      f"searched: {', '.join(self.searched)}")
+
+    @property
+    def searched(self) -> list[str]:
+        return [n for n, e in self.entries.items() if not isinstance(e, Fixed)]
+
+    def grid(self) -> dict[str, list[Any]]:
+        """The grid for Optuna's GridSampler: every searched parameter must be a list."""
+        bad = [n for n in self.searched if not isinstance(self.entries[n], Categorical)]
+        if bad:
+            raise ConfigError(f"{self.source}: sampler grid needs lists, but these are ranges: {', '.join(bad)}")
+        return {n: list(self.entries[n].choices) for n in self.searched}  # type: ignore[union-attr]
+
+    def _value(self, trial: "optuna.trial.BaseTrial", name: str) -> Any:
+        entry = self.entries[name]
+        if isinstance(entry, Fixed):
+            return entry.value
+        if isinstance(entry, Categorical):
+            return trial.suggest_categorical(name, list(entry.choices))
+        if entry.kind is int:
+            return trial.suggest_int(name, int(entry.low), int(entry.high), step=int(entry.step or 1), log=entry.log)
+        return trial.suggest_float(name, entry.low, entry.high, step=entry.step, log=entry.log)
+
+    def sample(self, trial: "optuna.trial.BaseTrial") -> dict[str, Any]:
+        """Suggest every active parameter (conditionals only where they act); returns name -> value."""
+        values: dict[str, Any] = {}
+        for name, pdef in PARAMS.items():
+            if name in self.entries and pdef.active(values):
+                values[name] = self._value(trial, name)
+        return values
+
+    def to_config(self, values: dict[str, Any], *, source: str | None = None) -> RunConfig:
+        """Map sampled values onto the base config; derived values (heads, ffn_dim) are computed here."""
+        data = self.base.model_dump()
+        for name, value in values.items():
+            target = PARAMS[name].target
+            if target is not None and PARAMS[name].active(values):
+                section, key = target.split(".")
+                data[section][key] = value
+        d_model = data["model"]["d_model"]
+        if "n_heads" in values:
+            data["model"]["n_heads"] = largest_divisor_at_most(d_model, int(values["n_heads"]))
+        elif d_model % data["model"]["n_heads"]:
+            data["model"]["n_heads"] = largest_divisor_at_most(d_model, data["model"]["n_heads"])
+        if "ffn_mult" in values:
+            data["model"]["ffn_dim"] = max(8, int(round(float(values["ffn_mult"]) * d_model)))
+        if values.get("use_augmentation") is False:
+            data["train"]["augment_ratio"] = 0.0
+        return validate_config(RunConfig, data, source=source or self.source)
+
+    def suggest(self, trial: "optuna.trial.BaseTrial") -> RunConfig:
+        """Sample a trial's parameters and return its typed :class:`RunConfig`."""
+        return self.to_config(self.sample(trial), source=f"{self.source}: trial {getattr(trial, 'number', '?')}")
+
+    def config_from_params(self, params: dict[str, Any]) -> RunConfig:
+        """Rebuild the RunConfig of a finished trial from its ``params`` (for refits and exports)."""
+        import optuna
+
+        return self.to_config(self.sample(optuna.trial.FixedTrial(params)))
+
+
+def largest_divisor_at_most(n: int, k: int) -> int:
+    """The largest divisor of ``n`` that is <= ``k`` (at least 1): an attention head count that fits."""
+    for h in range(max(1, min(k, n)), 0, -1):
+        if n % h == 0:
+            return h
+    return 1
+
+
+def describe(space: SearchSpace) -> list[tuple[str, str]]:
+    """(name, human description) rows, for ``tune status`` and reports."""
+    rows = []
+    for name, entry in space.entries.items():
+        if isinstance(entry, Fixed):
+            text = f"= {entry.value!r}"
+        elif isinstance(entry, Categorical):
+            text = "one of " + ", ".join(map(repr, entry.choices))
+        else:
+            text = f"[{entry.low:g}, {entry.high:g}]" + (" log" if entry.log else "") + (
+                f" step {entry.step:g}" if entry.step else "")
+        rows.append((name, text))
+    return rows
+
+
+__all__ = ["SearchSpace", "PARAMS", "DEFAULT_SPACE", "WARMUP_SCHEDULERS", "largest_divisor_at_most", "describe",
+           "parse_entry"]

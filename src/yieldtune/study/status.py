@@ -1,0 +1,87 @@
+"""What a study is doing right now: trials by state, the best so far, and who runs what."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from yieldtune.study.spec import StudySpec
+
+
+def study_status(spec: StudySpec, storage_url: str, *, n_trials: int | None = None, storage=None) -> dict[str, Any]:
+    """A JSON-ready summary of the study (counts, best trial, running trials with heartbeat age)."""
+    from optuna.trial import TrialState
+
+    from yieldtune.study.service import BUDGET_ATTR, best_trial_or_none, load_study, state_counts
+    from yieldtune.study.storage import heartbeat_ages, redact_url
+
+    study = load_study(spec, storage if storage is not None else storage_url, heartbeat=False)
+    counts = state_counts(study)
+    budget = n_trials or study.user_attrs.get(BUDGET_ATTR) or spec.budget.n_trials
+    best = best_trial_or_none(study)
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    ages = heartbeat_ages(study._storage, [t._trial_id for t in running])
+    now = datetime.datetime.now()
+    finished_trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+                       if t.datetime_start and t.datetime_complete]
+    rate = None
+    if finished_trials:
+        span = (max(t.datetime_complete for t in finished_trials)
+                - min(t.datetime_start for t in finished_trials)).total_seconds()
+        rate = round(len(finished_trials) / (span / 60.0), 3) if span > 0 else None
+    return {
+        "study": spec.name,
+        "storage": redact_url(storage_url),
+        "direction": spec.direction,
+        "metric": spec.objective.metric,
+        "budget": int(budget),
+        "finished": counts["COMPLETE"] + counts["PRUNED"],
+        "counts": counts,
+        "trials_per_minute": rate,
+        "best": None if best is None else {
+            "number": best.number, "value": best.value, "params": best.params,
+            "worker": best.user_attrs.get("worker")},
+        "running": [{
+            "number": t.number,
+            "worker": t.user_attrs.get("worker"),
+            "hostname": t.user_attrs.get("hostname"),
+            "pid": t.user_attrs.get("pid"),
+            "device": t.user_attrs.get("device"),
+            "epoch": t.last_step,
+            "last_value": t.intermediate_values.get(t.last_step) if t.last_step is not None else None,
+            "running_s": round((now - t.datetime_start).total_seconds(), 1) if t.datetime_start else None,
+            "heartbeat_age_s": None if t._trial_id not in ages else round(ages[t._trial_id], 1),
+        } for t in running],
+    }
+
+
+def render_status(status: dict[str, Any]):
+    """A rich renderable of :func:`study_status` output (used by ``tune status`` and the live view)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    c = status["counts"]
+    head = Text.assemble(
+        (f"{status['study']}", "bold"), f"  {status['storage']}\n",
+        f"finished {status['finished']}/{status['budget']}  ",
+        f"complete {c['COMPLETE']}  pruned {c['PRUNED']}  running {c['RUNNING']}  waiting {c['WAITING']}  "
+        f"failed {c['FAIL']}")
+    if status.get("trials_per_minute"):
+        head.append(f"  ({status['trials_per_minute']:.2f} trials/min)")
+    best = status["best"]
+    if best:
+        head.append(f"\nbest {status['metric']} {best['value']:.4f} (trial {best['number']}): {best['params']}")
+    parts: list = [head]
+    if status["running"]:
+        table = Table("trial", "worker", "device", "epoch", "last value", "running s", "heartbeat age s",
+                      box=None, pad_edge=False)
+        for r in status["running"]:
+            table.add_row(str(r["number"]), str(r["worker"] or "-"), str(r["device"] or "-"), str(r["epoch"] or "-"),
+                          "-" if r["last_value"] is None else f"{r['last_value']:.4f}", str(r["running_s"] or "-"),
+                          "-" if r["heartbeat_age_s"] is None else f"{r['heartbeat_age_s']:.0f}")
+        parts.append(table)
+    return Group(*parts)
+
+
+__all__ = ["study_status", "render_status"]

@@ -1,0 +1,213 @@
+"""Opening the shared Optuna storage: SQLite, PostgreSQL, MySQL/MariaDB or a gRPC storage proxy.
+
+One function, :func:`open_storage`, turns a URL into an Optuna storage with heartbeats (so a worker that dies
+mid-trial has its trial failed and re-queued by Optuna's ``RetryHeartbeatStaleTrialCallback``), connection
+health checks, and for SQLite the WAL journal plus a busy timeout so a few local workers never see
+"database is locked". Connection failures become one-line :class:`StorageError` messages that never
+contain a password.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from yieldtune.errors import StorageError
+from yieldtune.study.spec import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_RETRY
+
+if TYPE_CHECKING:  # pragma: no cover
+    from optuna.storages import BaseStorage
+
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (safe to print or log)."""
+    if url.startswith("grpc://"):
+        return url
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parseable as an SQLAlchemy URL: strip anything that looks like user:pass@
+        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def _password(url: str) -> str | None:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).password
+    except Exception:
+        return None
+
+
+def _scrub(text: str, url: str) -> str:
+    """One line of an error message with the password (if any) removed."""
+    line = " ".join(str(text).split())
+    pw = _password(url)
+    if pw:
+        line = line.replace(str(pw), "***")
+    return line[:300]
+
+
+def _sqlite_path(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    db = make_url(url).database
+    return None if not db or db == ":memory:" else Path(db)
+
+
+def _enable_sqlite_wal(url: str) -> None:
+    """Switch the database file to WAL (persistent in the file) before Optuna opens it."""
+    import sqlalchemy
+
+    path = _sqlite_path(url)
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sqlalchemy.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    finally:
+        engine.dispose()
+
+
+def _on_sqlite_connect(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def engine_kwargs_for(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine options: health-checked pooled connections; SQLite waits instead of failing."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    return {"pool_pre_ping": True, "pool_recycle": 1800}
+
+
+def open_storage(
+    url: str,
+    *,
+    heartbeat: bool = True,
+    heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
+    grace_period: int = DEFAULT_GRACE_PERIOD,
+    max_retry: int = DEFAULT_MAX_RETRY,
+    create_tables: bool = True,
+) -> "BaseStorage":
+    """An Optuna storage for ``url``; raises :class:`StorageError` (password-free, one line) if unusable.
+
+    With ``heartbeat``, running trials record a heartbeat every ``heartbeat_interval`` seconds; a trial
+    silent for ``grace_period`` seconds is failed by the next worker that looks, and re-queued up to
+    ``max_retry`` times (the retry carries ``failed_trial``/``retry_history`` system attributes).
+    """
+    import optuna
+
+    safe = redact_url(url)
+    if url.startswith("grpc://"):
+        return _open_grpc(url)
+    if "://" not in url:
+        raise StorageError(f"storage URL {safe!r} is not a URL (expected e.g. sqlite:///study.db, "
+                           "postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db, grpc://host:port)")
+    import sqlalchemy.exc
+
+    kwargs: dict[str, Any] = {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if heartbeat:
+                kwargs = dict(
+                    heartbeat_interval=int(heartbeat_interval),
+                    grace_period=int(grace_period),
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=max_retry),
+                )
+            if url.startswith("sqlite"):
+                _enable_sqlite_wal(url)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs_for(url),
+                                                 skip_table_creation=not create_tables, **kwargs)
+    except StorageError:
+        raise
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError, RuntimeError) as err:
+        raise StorageError(f"cannot open storage {safe}: {_reason(err, url)}") from None
+    except Exception as err:  # driver errors not wrapped by SQLAlchemy (e.g. during schema migration checks)
+        raise StorageError(f"cannot open storage {safe}: {_reason(err, url)}") from None
+    if url.startswith("sqlite"):
+        sqlalchemy.event.listen(storage.engine, "connect", _on_sqlite_connect)
+    return storage
+
+
+def _reason(err: BaseException, url: str) -> str:
+    orig = getattr(err, "orig", None)
+    if isinstance(err, ModuleNotFoundError):
+        return f"database driver not installed ({err.name}); install it, e.g. pip install 'yieldtune[postgres]'"
+    text = str(orig if orig is not None else err).splitlines()[0] if str(orig if orig is not None else err) else ""
+    return _scrub(f"{type(orig or err).__name__}: {text}", url)
+
+
+def _open_grpc(url: str) -> "BaseStorage":
+    import optuna
+
+    m = re.fullmatch(r"grpc://([^:/]+):(\d+)/?", url)
+    if not m:
+        raise StorageError(f"storage URL {url!r}: expected grpc://host:port")
+    try:
+        import grpc  # noqa: F401
+    except ImportError:
+        raise StorageError("grpc:// storage needs grpcio: pip install 'yieldtune[grpc]'") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        proxy = optuna.storages.GrpcStorageProxy(host=m.group(1), port=int(m.group(2)))
+    try:
+        proxy.wait_server_ready(timeout=10)
+    except Exception as err:
+        raise StorageError(f"cannot reach storage proxy {url}: {type(err).__name__}") from None
+    return proxy
+
+
+def open_spec_storage(spec, url: str, *, heartbeat: bool = True, create_tables: bool = True) -> "BaseStorage":
+    """:func:`open_storage` with the study file's heartbeat/grace/retry settings."""
+    s = spec.storage
+    return open_storage(url, heartbeat=heartbeat, heartbeat_interval=s.heartbeat_interval,
+                        grace_period=s.grace_period, max_retry=s.max_retry, create_tables=create_tables)
+
+
+def heartbeat_ages(storage: "BaseStorage", trial_ids: list[int]) -> dict[int, float]:
+    """Seconds since each running trial's last heartbeat, by trial id.
+
+    Optuna has no public API for this, so it reads the RDB ``trial_heartbeats`` table directly; it is
+    isolated here and returns {} for storages without that table (gRPC proxy, in-memory).
+    """
+    import sqlalchemy
+
+    rdb = getattr(storage, "_backend", storage)
+    engine = getattr(rdb, "engine", None)
+    if engine is None or not trial_ids:
+        return {}
+    try:
+        with engine.connect() as conn:
+            now = conn.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
+            rows = conn.execute(
+                sqlalchemy.text("SELECT trial_id, heartbeat FROM trial_heartbeats WHERE trial_id IN "
+                                f"({', '.join(str(int(t)) for t in trial_ids)})")).all()
+    except Exception:
+        return {}
+    out = {}
+    for trial_id, beat in rows:
+        if isinstance(beat, str):
+            import datetime
+
+            beat = datetime.datetime.fromisoformat(beat)
+        if isinstance(now, str):
+            import datetime
+
+            now = datetime.datetime.fromisoformat(now)
+        out[int(trial_id)] = max(0.0, (now.replace(tzinfo=None) - beat.replace(tzinfo=None)).total_seconds())
+    return out
+
+
+__all__ = ["open_storage", "open_spec_storage", "redact_url", "heartbeat_ages", "engine_kwargs_for"]

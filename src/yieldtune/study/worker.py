@@ -1,0 +1,252 @@
+"""A worker: pulls trials of the shared study until the shared budget is met, then exits.
+
+Any number of workers (processes, GPUs, machines) can serve one study through one storage. The budget is
+the number of FINISHED (complete + pruned) trials of all workers together and is met exactly:
+
+* before asking for a trial a worker checks ``finished + running < budget`` (otherwise it waits, because a
+  running trial may still fail and need replacing), and Optuna's ``MaxTrialsCallback`` stops it once met;
+* two workers passing that check at the same moment are resolved inside the trial: the later starter
+  steps back (:class:`~yieldtune.study.objective.BudgetReached`, the trial ends FAIL and its queued
+  parameters are re-queued);
+* failed trials do not count; a trial whose worker died is failed through Optuna's heartbeat and re-queued
+  by ``RetryHeartbeatStaleTrialCallback`` (bounded by ``storage.max_retry``).
+
+SIGTERM/SIGINT end the current trial as FAIL at once (never left RUNNING), re-queue its parameters so the
+configuration is not lost, and the worker exits with 128 + the signal number.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+from yieldtune.errors import YieldtuneError
+from yieldtune.study.spec import StudySpec
+
+MAX_CONSECUTIVE_FAILURES = 3
+
+
+class WorkerStopped(KeyboardInterrupt):
+    """SIGTERM/SIGINT arrived; propagates like Ctrl-C so Optuna marks the running trial FAIL."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class WorkerFailed(YieldtuneError):
+    """Trials keep failing on this worker (broken device, bad data, a bug): stop instead of spinning."""
+
+    exit_code = 1
+
+
+@dataclass
+class WorkerResult:
+    worker_id: str
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    stepped_back: int = 0
+    signal: int | None = None
+    seconds: float = 0.0
+    trials: list[int] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.signal is None else 128 + self.signal
+
+
+class _StopSwitch:
+    """Turns SIGTERM/SIGINT into :class:`WorkerStopped`, but only where raising is safe.
+
+    Raising while the worker is writing to the storage could leave a half-done write; there the signal is
+    remembered and raised at the next safe point (the end of the epoch callback, or between trials).
+    """
+
+    def __init__(self) -> None:
+        self.requested: int | None = None
+        self.interruptible = True
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum, _frame) -> None:
+        if self.requested is not None:
+            return  # already stopping: do not interrupt the cleanup
+        self.requested = signum
+        if self.interruptible:
+            self.interruptible = False
+            raise WorkerStopped(signum)
+
+    def check(self) -> None:
+        if self.requested is not None:
+            self.interruptible = False
+            raise WorkerStopped(self.requested)
+
+    def sleep(self, seconds: float) -> None:
+        self.check()
+        time.sleep(seconds)
+        self.check()
+
+
+def default_worker_id() -> str:
+    import socket
+
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _requeue(study, frozen) -> None:
+    """Put a trial's fixed/queued parameters back as WAITING so they run later."""
+    import optuna
+
+    if not frozen.params and "fixed_params" not in frozen.system_attrs:
+        return  # freshly sampled: nothing to preserve
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.WAITING, params=frozen.params or None,
+        distributions=frozen.distributions or None, user_attrs={k: v for k, v in frozen.user_attrs.items()
+                                                                if k == "warm_start"},
+        system_attrs=dict(frozen.system_attrs)))
+
+
+def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials: int | None = None,
+               worker_id: str | None = None, *, threads: int | None = None,
+               log: Callable[[str], None] | None = None, handle_signals: bool = True) -> WorkerResult:
+    """Serve ``spec``'s study from ``storage_url`` until ``n_trials`` (default: the file's budget) are finished."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from yieldtune.study.artifacts import artifact_store
+    from yieldtune.study.datasets import prepare_folds
+    from yieldtune.study.objective import StudyObjective, WorkerInfo
+    from yieldtune.study.service import create_or_load_study, finished_states
+    from yieldtune.study.storage import open_spec_storage
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    worker_id = worker_id or default_worker_id()
+    budget = int(n_trials or spec.budget.n_trials)
+    result = WorkerResult(worker_id)
+    t0 = time.monotonic()
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+    stop = _StopSwitch()
+    if handle_signals:
+        stop.install()
+    try:
+        stop.interruptible = False
+        storage = open_spec_storage(spec, storage_url)
+        study = create_or_load_study(spec, storage)
+        data = prepare_folds(spec)
+        store = artifact_store(spec.artifact_dir)
+        stop.interruptible = True
+        stop.check()
+        objective = StudyObjective(spec, spec.search(), data, device=device,
+                                   worker=WorkerInfo(worker_id, device), store=store, budget=budget,
+                                   cache_dir=spec.cache_dir)
+        objective.stop = stop if handle_signals else None
+        log(f"worker {worker_id}: study {spec.name!r}, budget {budget} finished trials, device {device}, "
+            f"{len(data.train_all)} train rows, {len(data.folds)} fold(s)")
+        last_trial: list = []
+        consecutive_failures = 0
+        poll = max(0.5, min(5.0, spec.storage.heartbeat_interval / 2))
+        deadline = None if spec.budget.timeout is None else t0 + spec.budget.timeout
+
+        while True:
+            stop.interruptible = False
+            stop.check()
+            if deadline is not None and time.monotonic() > deadline:
+                log(f"worker {worker_id}: timeout of {spec.budget.timeout:g}s reached")
+                break
+            optuna.storages.fail_stale_trials(study)
+            trials = study.get_trials(deepcopy=False, states=(*finished_states(), TrialState.RUNNING))
+            finished = sum(t.state != TrialState.RUNNING for t in trials)
+            running = len(trials) - finished
+            if finished >= budget:
+                break
+            if finished + running >= budget:  # the rest is running elsewhere; wait in case one fails
+                stop.interruptible = True
+                stop.sleep(poll)
+                continue
+            last_trial.clear()
+            objective.current = None
+            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[
+                optuna.study.MaxTrialsCallback(budget, states=finished_states()),
+                lambda _s, ft: last_trial.append(ft)])
+            stop.interruptible = False
+            if not last_trial:
+                continue
+            ft = last_trial[0]
+            result.trials.append(ft.number)
+            reason = str(ft.user_attrs.get("fail_reason", ""))
+            if ft.state == TrialState.FAIL and objective.stepped_back:
+                result.stepped_back += 1
+                _requeue(study, ft)
+                log(f"worker {worker_id}: trial {ft.number} stepped back (budget taken by earlier trials)")
+                continue
+            if ft.state == TrialState.COMPLETE:
+                result.complete += 1
+                consecutive_failures = 0
+                log(f"worker {worker_id}: trial {ft.number} COMPLETE {spec.objective.metric}={ft.value:.4f} "
+                    f"params={ft.params}")
+            elif ft.state == TrialState.PRUNED:
+                result.pruned += 1
+                consecutive_failures = 0
+                log(f"worker {worker_id}: trial {ft.number} PRUNED at epoch {ft.last_step}")
+            else:
+                result.failed += 1
+                consecutive_failures += 1
+                log(f"worker {worker_id}: trial {ft.number} FAIL: {reason or '?'}")
+                if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                    raise WorkerFailed(f"worker {worker_id}: {consecutive_failures} trials failed in a row; "
+                                       f"last: {reason or 'unknown error'}")
+    except WorkerStopped as stopped:
+        result.signal = stopped.signum
+        stop.interruptible = False
+        _finish_interrupted(spec, locals().get("study"), locals().get("objective"), log, worker_id)
+    finally:
+        if handle_signals:
+            stop.uninstall()
+        result.seconds = time.monotonic() - t0
+    log(f"worker {worker_id}: done: {result.complete} complete, {result.pruned} pruned, {result.failed} failed"
+        + (f", stopped by {signal.Signals(result.signal).name}" if result.signal else ""))
+    return result
+
+
+def _finish_interrupted(spec: StudySpec, study, objective, log, worker_id: str) -> None:
+    """Make sure the interrupted trial is not left RUNNING and its configuration runs again later."""
+    import optuna
+    from optuna.trial import TrialState
+
+    trial = getattr(objective, "current", None) if objective is not None else None
+    if study is None or trial is None:
+        return
+    frozen = study._storage.get_trial(trial._trial_id)
+    if frozen.state == TrialState.RUNNING:
+        try:
+            study.tell(trial, state=TrialState.FAIL)
+        except Exception:  # pragma: no cover - another process finished it meanwhile
+            pass
+        frozen = study._storage.get_trial(trial._trial_id)
+    if frozen.state == TrialState.FAIL:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.storage.max_retry)(study, frozen)
+        log(f"worker {worker_id}: trial {frozen.number} interrupted -> FAIL, re-queued")
+
+
+__all__ = ["run_worker", "WorkerResult", "WorkerStopped", "WorkerFailed", "default_worker_id"]
