@@ -33,6 +33,8 @@ class DuplicateReport:
 
 def canonical_keys(table: ReactionTable) -> list[str]:
     """One order-insensitive canonical key per reaction (the raw string where RDKit cannot parse it)."""
+    if table.canonical is not None:
+        return list(table.canonical)
     cache = SmilesCache()
     return [canonical_reaction(r, cache) or r for r in table.reactions]
 

@@ -95,7 +95,7 @@ def read_reactions(path: str | Path, spec: DataSpec | None = None, *, drop_inval
     header, rows, delimiter = _read_rows(path, spec)
     required = required_columns(spec)
     shown = "tab" if delimiter == "\t" else repr(delimiter)
-    if len(header) == 1 and len(required) > 1:
+    if len(header) == 1 and len(required) > 1 and header[0] not in required:
         raise DataError(f"header parses into a single column {header[0][:60]!r} with delimiter {shown}, "
                         f"expected columns {', '.join(required)} (wrong delimiter?)", path=str(path), row=1)
     missing = [c for c in required if c not in header]
@@ -114,13 +114,14 @@ def read_reactions(path: str | Path, spec: DataSpec | None = None, *, drop_inval
     yields: list[float] = []
     ids: list[str] = []
     kept_rows: list[int] = []
+    keys: list[str | None] = []
     for line, cells in rows:
         row_problems: list[Problem] = []
         if len(cells) != len(header):
             row_problems.append(Problem(line, "(row)", f"has {len(cells)} fields, the header has {len(header)}",
                                         _join_cells(cells, delimiter)))
         else:
-            rxn = _build_reaction(cells, col, spec, line, cache, validate, row_problems)
+            rxn, key = _build_reaction(cells, col, spec, line, cache, validate, row_problems)
             y = _parse_target(cells[col[spec.target]], spec, line, row_problems) if spec.target else None
         if row_problems:
             problems.extend(row_problems)
@@ -128,6 +129,7 @@ def read_reactions(path: str | Path, spec: DataSpec | None = None, *, drop_inval
                 break
             continue
         reactions.append(rxn)
+        keys.append(key)
         if y is not None:
             yields.append(y)
         ids.append(cells[id_index].strip() if id_index is not None else "")
@@ -146,6 +148,7 @@ def read_reactions(path: str | Path, spec: DataSpec | None = None, *, drop_inval
         ids=ids if id_index is not None else [],
         rows=kept_rows,
         source=str(path),
+        canonical=keys if validate else None,
     )
     return LoadResult(table=table, problems=problems, n_rows=len(rows))
 
@@ -154,49 +157,62 @@ def _join_cells(cells: list[str], delimiter: str) -> str:
     return delimiter.join(cells)[:200]
 
 
+def _role_key(canon: list[str]) -> str:
+    return ".".join(sorted(m for c in canon for m in c.split(".")))
+
+
 def _build_reaction(cells, col, spec: DataSpec, line: int, cache: SmilesCache, validate: bool,
-                    problems: list[Problem]) -> str:
-    """``reactants>agents>products`` from one row, checking every molecule with RDKit when ``validate``."""
+                    problems: list[Problem]) -> tuple[str, str | None]:
+    """``reactants>agents>products`` from one row and its canonical key (None without ``validate``).
+
+    Every molecule is checked with RDKit when ``validate``; its canonical form is kept so that duplicate
+    detection later needs no second parse.
+    """
+    keys: list[str] = []
     if spec.layout == "rxn":
         value = cells[col[spec.rxn_column]].strip()
         roles = split_reaction(value)
         if roles is None:
             problems.append(Problem(line, spec.rxn_column, "not a reaction SMILES (expected reactants>agents>products)",
                                     value))
-            return ""
+            return "", None
         for role, part in zip(_ROLES, roles):
             if role != "agents" and not part:
                 problems.append(Problem(line, spec.rxn_column, f"reaction has no {role}", value))
-                return ""
-            if validate and part:
-                _, bad = cache.check_part(part)
+                return "", None
+            if validate:
+                canon, bad = cache.check_part(part, canonical=True)
                 if bad is not None:
                     problems.append(Problem(line, spec.rxn_column, f"invalid SMILES {bad!r} in the {role}", bad))
-                    return ""
-        return ">".join(roles)
+                    return "", None
+                keys.append(_role_key(canon))
+        return ">".join(roles), ">".join(keys) if validate else None
 
     joined = []
     for role, columns in zip(_ROLES, (spec.reactant_columns, spec.agent_columns, spec.product_columns)):
-        parts = []
+        parts: list[str] = []
+        role_canon: list[str] = []
         for name in columns:
             value = cells[col[name]].strip()
             if not value:
                 continue  # an empty cell (no additive) is simply left out
             if ">" in value:
                 problems.append(Problem(line, name, f"invalid SMILES {value!r} (contains '>')", value))
-                return ""
+                return "", None
             if validate:
-                _, bad = cache.check_part(value)
+                canon, bad = cache.check_part(value, canonical=True)
                 if bad is not None:
                     problems.append(Problem(line, name, f"invalid SMILES {bad!r}", bad))
-                    return ""
+                    return "", None
+                role_canon.extend(canon)
             parts.append(value)
         if role != "agents" and not parts:
             problems.append(Problem(line, ", ".join(columns), f"reaction has no {role} (all of "
                                     f"{', '.join(columns)} are empty)", ""))
-            return ""
+            return "", None
         joined.append(".".join(parts))
-    return ">".join(joined)
+        keys.append(_role_key(role_canon))
+    return ">".join(joined), ">".join(keys) if validate else None
 
 
 def _parse_target(raw: str, spec: DataSpec, line: int, problems: list[Problem]) -> float | None:

@@ -48,6 +48,9 @@ class ReactionTable:
     ids: list[str] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     source: str = "<memory>"
+    # Order-insensitive canonical reaction per row, filled by the loader (it parses every molecule anyway)
+    # so duplicate detection needs no second RDKit pass; None = compute on demand.
+    canonical: list[str] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.reactions)
@@ -59,6 +62,7 @@ class ReactionTable:
             self.yields = np.asarray(self.yields, dtype=np.float32)
             assert len(self.yields) == n
         assert len(self.ids) == n and len(self.rows) == n
+        assert self.canonical is None or len(self.canonical) == n
 
     def __len__(self) -> int:
         return len(self.reactions)
@@ -75,11 +79,15 @@ class ReactionTable:
             ids=[self.ids[i] for i in idx],
             rows=[self.rows[i] for i in idx],
             source=self.source,
+            canonical=None if self.canonical is None else [self.canonical[i] for i in idx],
         )
 
     def concat(self, other: "ReactionTable") -> "ReactionTable":
         ys = None
         if self.yields is not None and other.yields is not None:
             ys = np.concatenate([self.yields, other.yields])
+        keys = None
+        if self.canonical is not None and other.canonical is not None:
+            keys = self.canonical + other.canonical
         return ReactionTable(self.reactions + other.reactions, ys, self.ids + other.ids,
-                             self.rows + other.rows, self.source)
+                             self.rows + other.rows, self.source, keys)

@@ -1,0 +1,90 @@
+"""Canonical duplicate detection, dedupe, and the three split kinds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from yieldtune.data import (DataSpec, ReactionTable, dedupe, duplicate_report, find_duplicates, kfold_indices,
+                            load_reactions, split_first_n, split_holdout)
+from yieldtune.errors import DataError
+
+A = "Brc1ccccc1.C1COCCN1>CC(C)(C)[O-].[Na+]>c1ccc(N2CCOCC2)cc1"
+A_REORDERED = "N1CCOCC1.Brc1ccccc1>[Na+].CC(C)(C)[O-]>c1ccc(N2CCOCC2)cc1"  # morpholine spelled otherwise
+A_KEKULE = "BrC1=CC=CC=C1.C1COCCN1>CC(C)(C)[O-].[Na+]>C1=CC=C(C=C1)N1CCOCC1"
+B = "Clc1ccccc1.C1CCNCC1>>c1ccc(N2CCCCC2)cc1"
+B_ROLE_SWAP = "Clc1ccccc1>C1CCNCC1>c1ccc(N2CCCCC2)cc1"  # same molecules, different roles: not a duplicate
+
+
+def table(reactions, yields):
+    return ReactionTable(reactions=list(reactions), yields=np.array(yields, dtype=np.float32))
+
+
+def test_duplicates_are_order_and_spelling_insensitive_within_a_role():
+    t = table([A, B, A_REORDERED, B_ROLE_SWAP, A_KEKULE, B], [0.5, 0.2, 0.5, 0.9, 0.7, 0.2])
+    assert find_duplicates(t) == [[0, 2, 4], [1, 5]]
+    report = duplicate_report(t)
+    assert report.n_groups == 2 and report.n_duplicates == 3
+    assert report.conflicts == [[0, 2, 4]]  # 0.5 vs 0.7; group [1, 5] agrees
+
+
+def test_dedupe_keeps_first_and_averages_only_when_asked():
+    t = table([A, B, A_REORDERED, A_KEKULE], [0.5, 0.2, 0.6, 0.7])
+    kept = dedupe(t)
+    assert kept.reactions == [A, B] and kept.ids == ["0", "1"]
+    np.testing.assert_allclose(kept.yields, [0.5, 0.2])
+    averaged = dedupe(t, average_conflicts=True)
+    np.testing.assert_allclose(averaged.yields, [0.6, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(t.yields, [0.5, 0.2, 0.6, 0.7])  # input untouched
+
+
+def test_loader_keys_agree_with_on_demand_keys(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("rxn,yield\n" + "\n".join(f"{r},0.5" for r in [A, B, A_REORDERED, B_ROLE_SWAP]) + "\n")
+    loaded = load_reactions(path, DataSpec.rxn())
+    assert loaded.canonical is not None
+    fresh = ReactionTable(reactions=loaded.reactions, yields=loaded.yields)
+    assert find_duplicates(loaded) == find_duplicates(fresh) == [[0, 2]]
+    assert find_duplicates(loaded.subset([2, 3, 0])) == [[0, 2]]
+
+
+def test_split_holdout_is_seeded_disjoint_and_complete():
+    t = table([f"C>>C{'C' * i}" for i in range(50)], np.linspace(0, 1, 50))
+    train, val = split_holdout(t, 0.2, seed=1)
+    assert len(val) == 10 and len(train) == 40
+    assert sorted(train.ids + val.ids, key=int) == t.ids
+    assert not set(train.ids) & set(val.ids)
+    again, _ = split_holdout(t, 0.2, seed=1)
+    other, _ = split_holdout(t, 0.2, seed=2)
+    assert again.ids == train.ids and other.ids != train.ids
+    with pytest.raises(DataError):
+        split_holdout(t, 1.0, seed=0)
+
+
+def test_kfold_covers_every_index_once():
+    folds = kfold_indices(23, 5, seed=0)
+    assert len(folds) == 5
+    vals = np.concatenate([v for _, v in folds])
+    assert sorted(vals.tolist()) == list(range(23))
+    for tr, va in folds:
+        assert not set(tr) & set(va) and len(tr) + len(va) == 23 and len(va) in (4, 5)
+    assert [v.tolist() for _, v in kfold_indices(23, 5, seed=0)] == [v.tolist() for _, v in folds]
+    with pytest.raises(DataError):
+        kfold_indices(3, 5, seed=0)
+
+
+def test_split_first_n_keeps_file_order():
+    t = table([f"C>>C{'C' * i}" for i in range(10)], np.zeros(10))
+    train, test = split_first_n(t, 7)
+    assert train.ids == [str(i) for i in range(7)] and test.ids == ["7", "8", "9"]
+    assert test.rows == [9, 10, 11]
+    with pytest.raises(DataError):
+        split_first_n(t, 10)
+
+
+@pytest.mark.shared_data
+def test_buchwald_hartwig_standard_split(shared_data):
+    t = load_reactions(shared_data / "buchwald_hartwig" / "FullCV_01.csv", DataSpec.rxn())
+    train, test = split_first_n(t, 2767)
+    assert (len(train), len(test)) == (2767, 1188)
+    assert find_duplicates(t) == []
