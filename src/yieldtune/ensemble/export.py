@@ -275,6 +275,9 @@ def load_ensemble(directory: str | Path, device: str = "cpu") -> Ensemble:
         predictor = load_member_predictor(directory, device)
         return Ensemble([Member(name=directory.name, predictor=predictor, weight=1.0)],
                         info={"method": "single"})
+    if not (directory / ENSEMBLE_JSON).is_file():
+        raise ModelFileError(f"{directory}: not a model directory (no {ENSEMBLE_JSON} of an export, and no "
+                             f"{WEIGHTS_FILE} of a `tune train --out` directory)")
     info = read_json(directory / ENSEMBLE_JSON)
     if not isinstance(info, dict) or not isinstance(info.get("members"), list) or not info["members"]:
         raise ModelFileError(f"{directory / ENSEMBLE_JSON}: no 'members' list")

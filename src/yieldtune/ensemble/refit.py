@@ -258,8 +258,14 @@ def _make_objective(spec: "StudySpec", refit: "optuna.Study", device: str, get_d
         from yieldtune.study.artifacts import artifact_store, upload_predictor
         from yieldtune.train.trainer import Trainer
 
+        import os
+        import socket
+
         config = refit_config(spec, entry)
         trial.set_user_attr("config", config.model_dump(mode="json"))
+        trial.set_user_attr("hostname", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("device", device)
         result = Trainer(config, device=device, cache_dir=spec.cache_dir).fit(get_data(), None)
         upload_predictor(artifact_store(spec.artifact_dir), trial, result.predictor)
         last = result.history[-1]
