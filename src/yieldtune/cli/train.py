@@ -1,0 +1,172 @@
+"""``tune train`` (train one configuration) and ``tune lr-find`` (LR range test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from yieldtune.cli._common import device_option, json_option
+
+
+def data_options(f):
+    """The data options shared by ``train``, ``lr-find`` and ``bench train``."""
+    options = [
+        click.option("--data", "data", required=True, help="Reaction CSV/TSV file or data set name (NAME[:FILE])."),
+        click.option("--layout", type=click.Choice(["auto", "rxn", "components"]), default="auto",
+                     help="rxn: one reaction-SMILES column; components: one column per role."),
+        click.option("--target", default=None, help="Yield column (default: the column named yield/Yield)."),
+        click.option("--percent", is_flag=True, help="Yields are in percent (0-100)."),
+        click.option("--data-dir", default=None, envvar="TUNE_DATA_DIR", help="Offline copy of the named data sets."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def load_table(data: str, layout: str, target: str | None, percent: bool, data_dir: str | None, *,
+               validate: bool = True):
+    """Resolve a file or data set name and load it with the right DataSpec."""
+    from yieldtune.data import dataset_spec, infer_spec, load_reactions, resolve_dataset
+
+    path = resolve_dataset(data, data_dir)
+    spec = dataset_spec(data)
+    if spec is None:
+        spec = infer_spec(path, layout=None if layout == "auto" else layout, target=target or "", percent=percent)
+    elif target or percent:
+        spec = spec.model_copy(update={"target": target or spec.target, "percent": percent or spec.percent})
+    return load_reactions(path, spec, validate=validate), spec
+
+
+def _config_options(f):
+    f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override a setting, e.g. --set model.d_model=256 --set train.lr=1e-3.")(f)
+    return click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+                        help="TOML file with [model] and [train] tables.")(f)
+
+
+def _write_json_atomic(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
+
+
+@click.command("train")
+@data_options
+@click.option("--test", "test_file", default=None, help="Held-out test file (same layout) to report test metrics on.")
+@click.option("--val-frac", default=0.1, type=float, help="Random fraction of the training rows used for validation.")
+@click.option("--train-rows", default=None, type=int,
+              help="First N rows train, the rest test (the standard Buchwald-Hartwig / Suzuki-Miyaura split).")
+@_config_options
+@device_option
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="Where randomized-SMILES variants are cached (default: in memory only).")
+@click.option("--out", "out_dir", default="runs/train", show_default=True, type=click.Path(file_okay=False),
+              help="Directory for metrics.json and the trained predictor.")
+@json_option
+def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, train_rows, config_path, overrides,
+              device, cache_dir, out_dir, as_json) -> None:
+    """Train one configuration and save metrics.json plus the predictor into --out."""
+    from yieldtune.config import load_run_config
+    from yieldtune.data import split_first_n, split_holdout
+    from yieldtune.errors import ConfigError
+    from yieldtune.train.metrics import regression_metrics
+    from yieldtune.train.trainer import Trainer
+
+    config = load_run_config(config_path, list(overrides))
+    table, spec = load_table(data, layout, target, percent, data_dir)
+    if not table.has_targets:
+        raise ConfigError(f"{data}: no yield column to train on (use --target COLUMN)")
+    test = None
+    if train_rows is not None:
+        if test_file:
+            raise ConfigError("give either --test or --train-rows, not both")
+        table, test = split_first_n(table, train_rows)
+    elif test_file:
+        test, _ = load_table(test_file, spec.layout, target, spec.percent, data_dir)
+    train, val = split_holdout(table, val_frac, seed=config.train.seed) if val_frac > 0 else (table, None)
+
+    show_progress = not as_json and sys.stderr.isatty()
+    trainer = Trainer(config, device=device, cache_dir=Path(cache_dir) if cache_dir else None,
+                      progress=show_progress)
+    result = trainer.fit(train, val)
+    summary = {
+        "data": str(data), "n_train": len(train), "n_val": 0 if val is None else len(val),
+        "device": str(trainer.device), "precision": trainer.precision, "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early, "best": result.best.to_dict(),
+        "val": None if val is None else {"r2": result.best.val_r2, "mae": result.best.val_mae,
+                                         "rmse": result.best.val_rmse},
+        "test": None, "config": config.model_dump(), "history": [m.to_dict() for m in result.history],
+    }
+    if test is not None and test.has_targets:
+        pred, _ = result.predictor.predict(test)
+        summary["test"] = {"n": len(test), **regression_metrics(test.yields, pred)}
+    out = Path(out_dir)
+    result.predictor.save(out / "model")
+    summary["model_dir"] = str(out / "model")
+    _write_json_atomic(out / "metrics.json", summary)
+
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    tbl = Table(title=f"tune train: best epoch {result.best_epoch}/{len(result.history)}"
+                      + (" (stopped early)" if result.stopped_early else ""))
+    for col in ("split", "n", "R²", "MAE", "RMSE"):
+        tbl.add_column(col, justify="right" if col != "split" else "left")
+    if summary["val"]:
+        v = summary["val"]
+        tbl.add_row("val", str(len(val)), f"{v['r2']:.4f}", f"{v['mae']:.4f}", f"{v['rmse']:.4f}")
+    if summary["test"]:
+        t = summary["test"]
+        tbl.add_row("test", str(t["n"]), f"{t['r2']:.4f}", f"{t['mae']:.4f}", f"{t['rmse']:.4f}")
+    console = Console()
+    console.print(tbl)
+    console.print(f"train loss {result.best.train_loss:.4f}, {result.history[-1].samples_per_s:,.0f} samples/s "
+                  f"on {trainer.device} ({trainer.precision}); saved {out / 'metrics.json'} and {out / 'model'}")
+
+
+@click.command("lr-find")
+@data_options
+@_config_options
+@device_option
+@click.option("--start", "start_lr", default=1e-7, type=float, help="First learning rate.")
+@click.option("--end", "end_lr", default=1.0, type=float, help="Last learning rate.")
+@click.option("--steps", default=100, type=int, help="Number of batches (LR grows exponentially).")
+@click.option("--out", "out_path", default="lr_find.html", type=click.Path(dir_okay=False),
+              help="Self-contained plotly HTML of loss vs learning rate.")
+@json_option
+def lr_find_cmd(data, layout, target, percent, data_dir, config_path, overrides, device, start_lr, end_lr, steps,
+                out_path, as_json) -> None:
+    """LR range test: print the suggested learning rate and plot loss vs LR."""
+    from yieldtune.config import load_run_config
+    from yieldtune.errors import ConfigError
+    from yieldtune.train.lr_find import lr_find_figure, lr_range_test
+
+    if not 0 < start_lr < end_lr:
+        raise ConfigError(f"--start/--end: need 0 < start < end, got {start_lr} and {end_lr}")
+    if steps < 5:
+        raise ConfigError("--steps must be at least 5")
+    config = load_run_config(config_path, list(overrides))
+    table, _ = load_table(data, layout, target, percent, data_dir)
+    result = lr_range_test(config, table, device=device, start_lr=start_lr, end_lr=end_lr, steps=steps)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    lr_find_figure(result).write_html(str(tmp), include_plotlyjs=True, full_html=True)
+    os.replace(tmp, out)
+    if as_json:
+        click.echo(json.dumps({"suggested_lr": result.suggested_lr, "diverged": result.diverged,
+                               "steps_run": len(result.lrs), "plot": str(out)}))
+    else:
+        lr = "n/a (too few steps)" if result.suggested_lr is None else f"{result.suggested_lr:.3g}"
+        click.echo(f"suggested lr: {lr}  ({len(result.lrs)} steps{', stopped at divergence' if result.diverged else ''}); "
+                   f"plot: {out}")
+
+
+COMMANDS = [train_cmd, lr_find_cmd]

@@ -1,0 +1,162 @@
+"""A trained model packaged with everything needed to use it: tokenizer, RunConfig and target scaling.
+
+On disk a predictor is a directory of three files: ``model.safetensors`` (weights only, never a pickle),
+``vocab.json`` and ``config.json``. Loading never unpickles anything, and a missing, malformed or
+tampered file is a :class:`ModelFileError` that says which file and why.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from yieldtune.chem.tokenizer import SmilesTokenizer
+from yieldtune.config import RunConfig
+from yieldtune.data.table import ReactionTable
+from yieldtune.errors import ConfigError, ModelFileError
+from yieldtune.model.transformer import YieldTransformer
+
+FORMAT = "yieldtune-predictor"
+FORMAT_VERSION = 1
+WEIGHTS, VOCAB, CONFIG = "model.safetensors", "vocab.json", "config.json"
+
+
+def to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Host array -> device tensor; pinned + non-blocking on CUDA so the copy overlaps compute."""
+    t = torch.from_numpy(batch)
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t
+
+
+class YieldPredictor:
+    """Predicts yields in [0, 1] for reaction SMILES, optionally with test-time augmentation."""
+
+    def __init__(self, model: YieldTransformer, tokenizer: SmilesTokenizer, config: RunConfig,
+                 target_mean: float, target_std: float, device: str | torch.device = "cpu") -> None:
+        from yieldtune.train.device import resolve_device
+
+        self.tokenizer, self.config = tokenizer, config
+        self.target_mean, self.target_std = float(target_mean), float(target_std)
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+
+    # -- prediction -------------------------------------------------------------------------------
+    def predict_encoded(self, encoded, batch_size: int = 256) -> np.ndarray:
+        """Yields for pre-encoded sequences (:class:`~yieldtune.train.batching.EncodedReactions`)."""
+        from yieldtune.train.batching import sorted_batches
+        from yieldtune.train.device import autocast, resolve_precision
+
+        out = np.empty(len(encoded), dtype=np.float32)
+        if len(encoded) == 0:
+            return out
+        precision = resolve_precision(self.config.train.precision, self.device)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode(), autocast(precision, self.device):
+                for idx in sorted_batches(encoded.lengths, batch_size):
+                    ids = to_device(encoded.pad(idx, self.tokenizer.pad_id), self.device)
+                    out[idx] = self.model(ids).float().cpu().numpy()
+        finally:
+            self.model.train(was_training)
+        return np.clip(out * self.target_std + self.target_mean, 0.0, 1.0)
+
+    def predict(self, reactions: list[str] | ReactionTable, *, tta: int = 0, seed: int = 0,
+                batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` per reaction; with ``tta=N`` over the original plus N randomized copies."""
+        from yieldtune.chem.augment import generate_variants
+        from yieldtune.train.batching import EncodedReactions
+
+        rxns = list(reactions.reactions if isinstance(reactions, ReactionTable) else reactions)
+        max_len = self.config.model.max_len
+        preds = [self.predict_encoded(EncodedReactions(self.tokenizer.encode_many(rxns, max_len)), batch_size)]
+        if tta > 0 and rxns:
+            variants = generate_variants(rxns, tta, seed)
+            flat = [v for per_rxn in variants for v in per_rxn]
+            extra = self.predict_encoded(EncodedReactions(self.tokenizer.encode_many(flat, max_len)), batch_size)
+            preds.extend(extra.reshape(len(rxns), tta).T)
+        stacked = np.stack(preds).astype(np.float32)
+        mean = stacked.mean(axis=0)
+        std = stacked.std(axis=0) if tta > 0 else np.zeros_like(mean)
+        return mean.astype(np.float32), std.astype(np.float32)
+
+    # -- persistence ------------------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "run_config": self.config.model_dump(),
+                "target_mean": self.target_mean, "target_std": self.target_std,
+                "vocab_size": self.tokenizer.vocab_size}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.safetensors``, ``vocab.json`` and ``config.json`` into ``directory`` (atomic per file)."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in self.model.state_dict().items()}
+        tmp = directory / f".{WEIGHTS}.tmp"
+        save_file(state, str(tmp), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+        os.replace(tmp, directory / WEIGHTS)
+        self.tokenizer.save(directory / VOCAB)
+        tmp = directory / f".{CONFIG}.tmp"
+        tmp.write_text(json.dumps(self.config_dict(), indent=2))
+        os.replace(tmp, directory / CONFIG)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> "YieldPredictor":
+        """Load a directory written by :meth:`save`, refusing anything malformed or unsafe."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise ModelFileError(f"{directory}: model directory not found")
+        for name in (WEIGHTS, VOCAB, CONFIG):
+            if not (directory / name).is_file():
+                raise ModelFileError(f"{directory / name}: missing (a model directory holds {WEIGHTS}, {VOCAB}, {CONFIG})")
+        cfg_path = directory / CONFIG
+        try:
+            meta = json.loads(cfg_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ModelFileError(f"{cfg_path}: not valid JSON ({err})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ModelFileError(f"{cfg_path}: not a yieldtune predictor config")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ModelFileError(f"{cfg_path}: unsupported format_version {meta.get('format_version')!r} "
+                                 f"(this yieldtune reads {FORMAT_VERSION})")
+        try:
+            config = RunConfig.model_validate(meta.get("run_config"))
+        except Exception as err:  # noqa: BLE001 - pydantic errors, wrong types
+            raise ModelFileError(f"{cfg_path}: invalid run_config ({str(err).splitlines()[0]})") from None
+        try:
+            mean, std = float(meta["target_mean"]), float(meta["target_std"])
+        except (KeyError, TypeError, ValueError):
+            raise ModelFileError(f"{cfg_path}: target_mean/target_std missing or not numbers") from None
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise ModelFileError(f"{cfg_path}: target_mean/target_std must be finite, std > 0")
+        tokenizer = SmilesTokenizer.load(directory / VOCAB)
+        weights_path = directory / WEIGHTS
+        try:
+            state = load_file(str(weights_path), device="cpu")
+        except Exception as err:  # noqa: BLE001 - SafetensorError, OSError, header errors
+            raise ModelFileError(f"{weights_path}: not a valid safetensors file ({type(err).__name__}: {err})") from None
+        model = YieldTransformer(config.model, tokenizer.vocab_size, tokenizer.pad_id)
+        expected = model.state_dict()
+        problems = [k for k in expected if k not in state] + [k for k in state if k not in expected]
+        problems += [f"{k} has shape {tuple(state[k].shape)}, config needs {tuple(v.shape)}"
+                     for k, v in expected.items() if k in state and state[k].shape != v.shape]
+        problems += [f"{k} has dtype {state[k].dtype}" for k in expected
+                     if k in state and not state[k].is_floating_point()]
+        if problems:
+            shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+            raise ModelFileError(f"{weights_path}: weights do not match {CONFIG}/{VOCAB}: {shown}")
+        model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+        try:
+            return cls(model, tokenizer, config, mean, std, device)
+        except ConfigError as err:
+            raise ModelFileError(f"{directory}: {err}") from None

@@ -1,0 +1,269 @@
+"""Training one configuration: the inner loop every trial, refit and ``tune train`` runs.
+
+Fast by construction: reactions and their cached randomized variants are tokenized once into flat int32
+arrays, batches are length-bucketed and padded only to their own maximum, attention runs through torch's
+fused SDPA kernels, and autocast (bf16 where the hardware has it) is used for training and validation.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from yieldtune.chem.augment import AugmentationCache, derive_n_variants, extra_copies
+from yieldtune.chem.tokenizer import SmilesTokenizer
+from yieldtune.config import RunConfig
+from yieldtune.data.table import ReactionTable
+from yieldtune.errors import DataError
+from yieldtune.model.predictor import YieldPredictor, to_device
+from yieldtune.model.transformer import YieldTransformer
+from yieldtune.train.batching import EncodedReactions, bucketed_batches, encode_reactions
+from yieldtune.train.device import autocast, needs_grad_scaler, resolve_device, resolve_precision
+from yieldtune.train.metrics import mae, r2_score, rmse
+from yieldtune.train.schedulers import build_scheduler
+
+
+@dataclass
+class EpochMetrics:
+    """What one epoch did; ``val_*`` are None when training without a validation set."""
+
+    epoch: int
+    train_loss: float
+    val_r2: float | None
+    val_mae: float | None
+    val_rmse: float | None
+    lr: float
+    seconds: float
+    samples_per_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    history: list[EpochMetrics]
+    best_epoch: int
+    best: EpochMetrics
+    predictor: YieldPredictor
+    val_predictions: np.ndarray | None
+    stopped_early: bool
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same run (on CPU): Python, NumPy and torch generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: decay matrices, never biases or LayerNorm gains (1-D parameters)."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def target_scaling(yields: np.ndarray) -> tuple[float, float]:
+    """Mean and std of the training targets (std floored so constant targets cannot divide by zero)."""
+    y = np.asarray(yields, dtype=np.float64)
+    return float(y.mean()), float(max(y.std(), 1e-3))
+
+
+class Trainer:
+    """Trains a :class:`YieldTransformer` for one :class:`RunConfig`.
+
+    ``cache_dir`` holds randomized-SMILES variants shared across trials and processes (None: this process
+    only). ``progress=True`` shows a rich progress bar.
+    """
+
+    def __init__(self, config: RunConfig, device: str = "auto", cache_dir: Path | None = None,
+                 progress: bool = False) -> None:
+        self.config = config
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(config.train.precision, self.device)
+        self.cache = AugmentationCache(cache_dir)
+        self.progress = progress
+
+    # -- data -------------------------------------------------------------------------------------
+    def _prepare(self, train: ReactionTable) -> tuple[SmilesTokenizer, EncodedReactions, int]:
+        """Tokenizer + one encoded buffer: rows ``0..N-1`` the reactions, then ``n`` variants per reaction."""
+        tc, mc = self.config.train, self.config.model
+        n_var = derive_n_variants(tc.augment_ratio, tc.augment_variants) if tc.augment_ratio > 0 else 0
+        variants = self.cache.variants(train.reactions, n_var, tc.seed) if n_var else []
+        flat_variants = [v for per_rxn in variants for v in per_rxn]
+        tokenizer = SmilesTokenizer.build(train.reactions + flat_variants)
+        encoded = encode_reactions(tokenizer, train.reactions + flat_variants, mc.max_len)
+        return tokenizer, encoded, n_var
+
+    def _epoch_rows(self, n: int, n_var: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the encoded buffer for one epoch and the reaction each comes from."""
+        originals = np.arange(n)
+        if n_var == 0:
+            return originals, originals
+        counts = extra_copies(self.config.train.augment_ratio, n, rng)
+        src = np.repeat(originals, counts)
+        if len(src) == 0:
+            return originals, originals
+        # distinct variants per reaction where possible: offset a random start by the copy number
+        start = rng.integers(0, n_var, size=n)
+        copy_no = np.arange(len(src)) - np.repeat(np.cumsum(counts) - counts, counts)
+        var = (start[src] + copy_no) % n_var
+        rows = n + src * n_var + var
+        return np.concatenate([originals, rows]), np.concatenate([originals, src])
+
+    # -- training ---------------------------------------------------------------------------------
+    def fit(self, train: ReactionTable, val: ReactionTable | None = None,
+            on_epoch: Callable[[EpochMetrics], None] | None = None) -> FitResult:
+        """Train for ``train.epochs`` (or until early stopping); ``on_epoch`` exceptions propagate."""
+        tc, mc = self.config.train, self.config.model
+        if not train.has_targets or len(train) == 0:
+            raise DataError("training data needs at least one reaction with a yield", path=train.source)
+        if val is not None and (not val.has_targets or len(val) == 0):
+            val = None
+        if tc.num_threads > 0:
+            torch.set_num_threads(tc.num_threads)
+        seed_everything(tc.seed)
+        rng = np.random.default_rng(tc.seed)
+
+        tokenizer, encoded, n_var = self._prepare(train)
+        mean, std = target_scaling(train.yields)
+        y_scaled = ((train.yields.astype(np.float64) - mean) / std).astype(np.float32)
+        val_encoded = encode_reactions(tokenizer, val.reactions, mc.max_len) if val is not None else None
+
+        model = YieldTransformer(mc, tokenizer.vocab_size, tokenizer.pad_id).to(self.device)
+        predictor = YieldPredictor(model, tokenizer, self.config, mean, std, self.device)
+        fused = self.device.type == "cuda"
+        optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=tc.lr, fused=fused)
+        steps_per_epoch = math.ceil((len(train) * (1.0 + tc.augment_ratio if n_var else 1.0)) / tc.batch_size)
+        schedule = build_scheduler(tc.scheduler, optimizer, steps_per_epoch * tc.epochs, steps_per_epoch, tc,
+                                   **({"mode": "max" if val is not None else "min"}
+                                      if tc.scheduler == "plateau" else {}))
+        scaler = torch.amp.GradScaler(self.device.type) if needs_grad_scaler(self.precision) else None
+        y_all = torch.from_numpy(y_scaled)
+
+        history: list[EpochMetrics] = []
+        best: EpochMetrics | None = None
+        best_state: dict | None = None
+        best_val_pred: np.ndarray | None = None
+        stale, stopped_early = 0, False
+        bar = _ProgressBar(tc.epochs) if self.progress else None
+        try:
+            for epoch in range(1, tc.epochs + 1):
+                t0 = time.perf_counter()
+                rows, src = self._epoch_rows(len(train), n_var, rng)
+                if bar is not None:
+                    bar.start_epoch(epoch, len(rows))
+                model.train()
+                total_loss, seen = 0.0, 0
+                for batch in bucketed_batches(encoded.lengths[rows], tc.batch_size, rng):
+                    ids = to_device(encoded.pad(rows[batch], tokenizer.pad_id), self.device)
+                    target = y_all[src[batch]].to(self.device, non_blocking=True)
+                    with autocast(self.precision, self.device):
+                        pred = model(ids)
+                    loss = nn.functional.mse_loss(pred.float(), target)
+                    optimizer.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                        scaler.unscale_(optimizer)
+                    else:
+                        loss.backward()
+                    if tc.grad_clip > 0:
+                        nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                    if scaler is not None:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    schedule.step_batch()
+                    total_loss += float(loss.detach()) * len(batch)
+                    seen += len(batch)
+                    if bar is not None:
+                        bar.advance_batch(len(batch))
+                train_seconds = time.perf_counter() - t0
+                train_loss = total_loss / max(1, seen)
+                if not math.isfinite(train_loss):
+                    raise FloatingPointError(f"training loss became {train_loss} at epoch {epoch}; lower train.lr")
+
+                val_pred = None
+                val_r2 = val_mae = val_rmse = None
+                if val is not None:
+                    val_pred = predictor.predict_encoded(val_encoded, batch_size=max(256, tc.batch_size))
+                    val_r2, val_mae, val_rmse = (r2_score(val.yields, val_pred), mae(val.yields, val_pred),
+                                                 rmse(val.yields, val_pred))
+                metrics = EpochMetrics(epoch, train_loss, val_r2, val_mae, val_rmse, schedule.lr,
+                                       time.perf_counter() - t0, seen / max(train_seconds, 1e-9))
+                history.append(metrics)
+                schedule.step_epoch(val_r2 if val is not None else train_loss)
+
+                improved = best is None or (val is not None and val_r2 > best.val_r2)
+                if val is None:
+                    best = metrics
+                elif improved:
+                    best, stale = metrics, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    best_val_pred = val_pred
+                else:
+                    stale += 1
+                if bar is not None:
+                    bar.end_epoch(metrics)
+                if on_epoch is not None:
+                    on_epoch(metrics)
+                if val is not None and tc.early_stopping_patience and stale >= tc.early_stopping_patience \
+                        and epoch < tc.epochs:
+                    stopped_early = True
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        return FitResult(history, best.epoch, best, predictor, best_val_pred, stopped_early)
+
+
+class _ProgressBar:
+    """A rich bar over all batches with the latest epoch's loss, val R² and throughput."""
+
+    def __init__(self, epochs: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.epochs = epochs
+        self.progress = Progress(TextColumn(f"epoch {{task.fields[epoch]}}/{epochs}"), BarColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=None, epoch=1, info="")
+        self.info = ""
+
+    def start_epoch(self, epoch: int, samples: int) -> None:
+        self.progress.reset(self.task, total=samples, epoch=epoch, info=self.info)
+
+    def advance_batch(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+    def end_epoch(self, m: EpochMetrics) -> None:
+        r2 = "-" if m.val_r2 is None else f"{m.val_r2:.4f}"
+        self.info = f"loss {m.train_loss:.4f}  val R² {r2}  {m.samples_per_s:,.0f} samples/s"
+        self.progress.update(self.task, info=self.info)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def fit_config(config: RunConfig, train: ReactionTable, val: ReactionTable | None = None, **kwargs) -> FitResult:
+    """Convenience: ``Trainer(config, **kwargs).fit(train, val)``."""
+    return Trainer(config, **kwargs).fit(train, val)
+
+
+__all__ = ["EpochMetrics", "FitResult", "Trainer", "fit_config", "seed_everything", "param_groups"]
