@@ -468,7 +468,6 @@ def _single_trial_dir(spec, study, trial, tmp: Path) -> tuple[dict, Path, Any]:
 def _model_card(spec, study, info: dict, best, counts: dict[str, int], data_file: Path | None,
                 note: str | None, out_name: str) -> str:
     from yieldtune.study.space import describe
-    from yieldtune.study.storage import redact_url  # noqa: F401 - storage is never written to the card
 
     lines = [f"# Model card: {spec.name}", ""]
     if spec.description:
