@@ -68,6 +68,8 @@ def load_study_tables(spec: StudySpec) -> tuple[ReactionTable, ReactionTable | N
     if spec.data.test:
         tpath, treg = _dataset_path(spec, spec.data.test, "data.test")
         tspec = data_spec_for(spec, treg)
+        if treg is not None and treg.target is None:  # the registry knows this file is unlabelled
+            tspec = tspec.model_copy(update={"target": None})
         test = load_reactions(tpath, tspec)
     if spec.data.max_rows is not None and spec.data.max_rows < len(table):
         table = table.subset(range(spec.data.max_rows))

@@ -122,9 +122,9 @@ class StudyObjective:
 
         from yieldtune.train.trainer import Trainer
 
-        self.check_slot(trial)
         for key, value in self.worker.attrs().items():
             trial.set_user_attr(key, value)
+        self.check_slot(trial)
         config = self.space.suggest(trial)
         trial.set_user_attr("config", config.model_dump(mode="json"))
         metric = self.spec.objective.metric

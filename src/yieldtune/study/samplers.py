@@ -55,10 +55,19 @@ def _grid(cfg, space):
 SAMPLERS: dict[str, Callable] = {"tpe": _tpe, "random": _random, "cmaes": _cmaes, "qmc": _qmc, "grid": _grid}
 
 
-def build_sampler(cfg, space: "SearchSpace | None" = None) -> "optuna.samplers.BaseSampler":
-    """The Optuna sampler for a ``[sampler]`` table (``space`` is needed for ``grid``)."""
+def build_sampler(cfg, space: "SearchSpace | None" = None, *, worker_id: str | None = None
+                  ) -> "optuna.samplers.BaseSampler":
+    """The Optuna sampler for a ``[sampler]`` table (``space`` is needed for ``grid``).
+
+    With a seed and a ``worker_id``, each worker gets its own stable seed (seed + crc32(worker_id)):
+    identical seeds in parallel workers would propose identical configurations.
+    """
+    import zlib
+
     import optuna
 
+    if cfg.seed is not None and worker_id is not None:
+        cfg = cfg.model_copy(update={"seed": (cfg.seed + zlib.crc32(worker_id.encode())) % 2**31})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return SAMPLERS[cfg.type](cfg, space)

@@ -29,7 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from yieldtune.study.spec import StudySpec
 
-WARMUP_SCHEDULERS = ("constant", "cosine", "onecycle", "linear")
+# Every schedule of yieldtune.train.schedulers takes a linear warmup; the condition stays so a schedule
+# without one can be added by leaving it out here.
+WARMUP_SCHEDULERS = ("constant", "cosine", "onecycle", "linear", "step", "plateau")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class ParamDef:
     target: str | None  # "section.key" it sets directly, or None for derived ones
     active: Callable[[dict[str, Any]], bool] = lambda values: True
     help: str = ""
+    parent: str | None = None  # the parameter ``active`` looks at
 
 
 PARAMS: dict[str, ParamDef] = {
@@ -54,10 +57,12 @@ PARAMS: dict[str, ParamDef] = {
     "weight_decay": ParamDef(float, "train.weight_decay"),
     "batch_size": ParamDef(int, "train.batch_size"),
     "use_augmentation": ParamDef(bool, None, help="gates augment_ratio; false means augment_ratio = 0"),
-    "augment_ratio": ParamDef(float, "train.augment_ratio", lambda v: bool(v.get("use_augmentation", True))),
+    "augment_ratio": ParamDef(float, "train.augment_ratio", lambda v: bool(v.get("use_augmentation", True)),
+                              parent="use_augmentation"),
     "scheduler": ParamDef(str, "train.scheduler"),
-    "warmup_frac": ParamDef(float, "train.warmup_frac", lambda v: v.get("scheduler") in WARMUP_SCHEDULERS),
-    "step_gamma": ParamDef(float, "train.step_gamma", lambda v: v.get("scheduler") == "step"),
+    "warmup_frac": ParamDef(float, "train.warmup_frac", lambda v: v.get("scheduler") in WARMUP_SCHEDULERS,
+                            parent="scheduler"),
+    "step_gamma": ParamDef(float, "train.step_gamma", lambda v: v.get("scheduler") == "step", parent="scheduler"),
     "grad_clip": ParamDef(float, "train.grad_clip"),
 }
 
@@ -177,6 +182,7 @@ class SearchSpace:
         for name in spec.search_space:
             if name not in PARAMS:  # report unknown names even though the loop above skips them
                 parse_entry(name, spec.search_space[name], where=where)
+        entries = {name: e for name, e in entries.items() if _can_be_active(name, entries)}
         space = cls(entries, spec.fixed, source=where)
         space._check_fixed_overlap(spec)
         space._check_warm_start(spec)
@@ -255,6 +261,17 @@ class SearchSpace:
         import optuna
 
         return self.to_config(self.sample(optuna.trial.FixedTrial(params)))
+
+
+def _can_be_active(name: str, entries: dict[str, Entry]) -> bool:
+    """False for a conditional parameter whose condition no value of its parent meets (never sampled)."""
+    parent = PARAMS[name].parent
+    if parent is None or parent not in entries:
+        return True
+    entry = entries[parent]
+    values = [entry.value] if isinstance(entry, Fixed) else list(entry.choices) if isinstance(
+        entry, Categorical) else [None]
+    return any(PARAMS[name].active({parent: v}) for v in values)
 
 
 def largest_divisor_at_most(n: int, k: int) -> int:

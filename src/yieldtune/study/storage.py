@@ -128,8 +128,7 @@ def open_storage(
                 )
             if url.startswith("sqlite"):
                 _enable_sqlite_wal(url)
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs_for(url),
-                                                 skip_table_creation=not create_tables, **kwargs)
+            storage = _create_rdb_storage(url, create_tables, kwargs)
     except StorageError:
         raise
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError, RuntimeError) as err:
@@ -139,6 +138,30 @@ def open_storage(
     if url.startswith("sqlite"):
         sqlalchemy.event.listen(storage.engine, "connect", _on_sqlite_connect)
     return storage
+
+
+def _create_rdb_storage(url: str, create_tables: bool, kwargs: dict[str, Any]):
+    """RDBStorage, retrying the schema creation two workers may race on against a fresh database.
+
+    Connection failures (OperationalError: refused, bad password, no such database) are not retried.
+    """
+    import time
+
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(4):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs_for(url),
+                                              skip_table_creation=not create_tables, **kwargs)
+        except sqlalchemy.exc.OperationalError:
+            if not url.startswith("sqlite") or attempt == 3:
+                raise
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == 3:
+                raise
+        time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _reason(err: BaseException, url: str) -> str:

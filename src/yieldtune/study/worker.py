@@ -129,6 +129,7 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
     from yieldtune.study.artifacts import artifact_store
     from yieldtune.study.datasets import prepare_folds
     from yieldtune.study.objective import StudyObjective, WorkerInfo
+    from yieldtune.study.samplers import build_sampler
     from yieldtune.study.service import create_or_load_study, finished_states
     from yieldtune.study.storage import open_spec_storage
 
@@ -151,6 +152,7 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
         stop.interruptible = False
         storage = open_spec_storage(spec, storage_url)
         study = create_or_load_study(spec, storage)
+        study.sampler = build_sampler(spec.sampler, spec.search(), worker_id=worker_id)
         data = prepare_folds(spec)
         store = artifact_store(spec.artifact_dir)
         stop.interruptible = True
