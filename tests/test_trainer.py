@@ -1,0 +1,173 @@
+"""Trainer behaviour on a tiny plate, and the ``tune train`` / ``tune lr-find`` / ``tune bench train`` commands."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from yieldtune.config import RunConfig
+from yieldtune.data.table import ReactionTable
+from yieldtune.model import YieldPredictor
+from yieldtune.train import Trainer
+
+# A 5 x 4 x 3 plate of real molecules with a yield that depends on halide, amine and base.
+HALIDES = [("Ic1ccccc1", 0.35), ("Brc1ccccc1", 0.15), ("Clc1ccccc1", -0.25), ("Ic1ccc(C)cc1", 0.3),
+           ("Clc1ccncc1", -0.1)]
+AMINES = [("C1COCCN1", 0.1), ("C1CCNCC1", 0.0), ("Nc1ccccc1", -0.1), ("NCc1ccccc1", -0.2)]
+BASES = [("CC(C)(C)[O-].[Na+]", 0.15), ("O=C([O-])[O-].[Cs+].[Cs+]", 0.0), ("CCN(CC)CC", -0.2)]
+
+
+def plate() -> ReactionTable:
+    rxns, ys = [], []
+    for (h, eh), (a, ea), (b, eb) in itertools.product(HALIDES, AMINES, BASES):
+        rxns.append(f"{h}.{a}>{b}.[Pd]>c1ccccc1")
+        ys.append(np.clip(0.45 + eh + ea + eb, 0.0, 1.0))
+    return ReactionTable(rxns, np.array(ys, dtype=np.float32))
+
+
+def cfg(**train) -> RunConfig:
+    base = {"epochs": 3, "batch_size": 8, "lr": 2e-3, "scheduler": "constant", "warmup_frac": 0.0,
+            "precision": "fp32", "seed": 0, "num_threads": 1}
+    base.update(train)
+    return RunConfig.model_validate({"model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "ffn_dim": 64,
+                                               "dropout": 0.0, "max_len": 64}, "train": base})
+
+
+def split(table):
+    idx = np.random.default_rng(0).permutation(len(table))
+    return table.subset(idx[:48]), table.subset(idx[48:])
+
+
+def test_training_lowers_the_loss_and_reports_every_epoch():
+    train, val = split(plate())
+    seen = []
+    result = Trainer(cfg(epochs=10, lr=3e-3), device="cpu").fit(train, val, on_epoch=seen.append)
+    assert [m.epoch for m in seen] == list(range(1, 11)) and result.history == seen
+    assert seen[-1].train_loss < 0.5 * seen[0].train_loss
+    assert result.best.val_r2 > 0.5  # it learned the plate's yield function, not just the mean
+    for m in seen:
+        assert m.val_r2 is not None and m.val_mae >= 0 and m.val_rmse >= m.val_mae and m.samples_per_s > 0
+    # the predictor holds the best-val-epoch weights and reproduces the reported val predictions
+    assert result.best.val_r2 == max(m.val_r2 for m in seen)
+    again, _ = result.predictor.predict(val)
+    np.testing.assert_allclose(again, result.val_predictions, atol=1e-6)
+    assert isinstance(result.predictor, YieldPredictor) and not result.stopped_early
+
+
+def test_same_seed_same_metrics_other_seed_differs(tmp_path):
+    train, val = split(plate())
+    c = cfg(epochs=2, augment_ratio=1.5)
+    a = Trainer(c, device="cpu", cache_dir=tmp_path).fit(train, val)
+    b = Trainer(c, device="cpu", cache_dir=tmp_path).fit(train, val)
+    assert [m.train_loss for m in a.history] == [m.train_loss for m in b.history]
+    assert [m.val_r2 for m in a.history] == [m.val_r2 for m in b.history]
+    assert list(tmp_path.glob("*.json.gz"))  # augmentation variants went to the disk cache
+    other = Trainer(cfg(epochs=2, augment_ratio=1.5, seed=1), device="cpu").fit(train, val)
+    assert [m.train_loss for m in other.history] != [m.train_loss for m in a.history]
+
+
+def test_early_stopping_stops_when_val_r2_stalls():
+    train, val = split(plate())
+    # an LR so small that weights cannot change in float32: val R² is flat from epoch 1 on
+    result = Trainer(cfg(epochs=10, lr=1e-12, early_stopping_patience=2), device="cpu").fit(train, val)
+    assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
+
+
+def test_on_epoch_exception_propagates():
+    class Pruned(Exception):
+        pass
+
+    def on_epoch(m):
+        if m.epoch == 2:
+            raise Pruned(m.epoch)
+
+    train, val = split(plate())
+    with pytest.raises(Pruned):
+        Trainer(cfg(epochs=3), device="cpu").fit(train, val, on_epoch=on_epoch)
+
+
+def test_every_scheduler_trains_without_val():
+    train, _ = split(plate())
+    for name in ("cosine", "onecycle", "linear", "step", "plateau"):
+        result = Trainer(cfg(epochs=1, scheduler=name, warmup_frac=0.2), device="cpu").fit(train)
+        assert result.best_epoch == 1 and result.history[0].val_r2 is None and result.val_predictions is None
+
+
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _write_plate_csv(path):
+    table = plate()
+    lines = ["rxnid,Reactant1,Reactant2,Product,Additive,Solvent,Yield"]
+    for i, (rxn, y) in enumerate(zip(table.reactions, table.yields)):
+        reactants, agents, product = rxn.split(">")
+        r1, r2 = reactants.split(".")
+        lines.append(f"r{i},{r1},{r2},{product},{agents},CCOC(C)=O,{y:.4f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_tune_train_end_to_end(tmp_path):
+    data = _write_plate_csv(tmp_path / "plate.csv")
+    out = tmp_path / "run"
+    sets = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.ffn_dim=32", "train.epochs=2",
+            "train.batch_size=8", "train.num_threads=1", "train.precision=fp32", "train.augment_ratio=0.5"]
+    cmd = [sys.executable, "-m", "yieldtune.cli.main", "train", "--data", str(data), "--layout", "components",
+           "--train-rows", "45", "--val-frac", "0.2", "--device", "cpu", "--out", str(out), "--json"]
+    for s in sets:
+        cmd += ["--set", s]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env())
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["n_train"] == 36 and summary["n_val"] == 9 and summary["test"]["n"] == 15
+    assert set(summary["test"]) >= {"r2", "mae", "rmse"} and summary["precision"] == "fp32"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["history"]) == 2 and metrics["config"]["model"]["d_model"] == 16
+    predictor = YieldPredictor.load(out / "model")
+    assert predictor.config.train.augment_ratio == 0.5
+
+
+def test_tune_train_bad_setting_is_one_line_error(tmp_path):
+    data = _write_plate_csv(tmp_path / "plate.csv")
+    proc = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "train", "--data", str(data),
+                           "--set", "model.d_model=30", "--set", "model.n_heads=4", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=120, env=_env())
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert "n_heads" in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_tune_lr_find_writes_plot(tmp_path):
+    data = _write_plate_csv(tmp_path / "plate.csv")
+    plot = tmp_path / "lr.html"
+    proc = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "lr-find", "--data", str(data),
+                           "--set", "model.d_model=16", "--set", "model.n_layers=1", "--set", "model.n_heads=2",
+                           "--set", "model.ffn_dim=32", "--set", "train.batch_size=8", "--set", "train.num_threads=1",
+                           "--steps", "30", "--start", "1e-5", "--end", "10", "--out", str(plot), "--json"],
+                          capture_output=True, text=True, timeout=300, env=_env())
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert 1e-5 <= result["suggested_lr"] <= 10 and 5 < result["steps_run"] <= 30
+    html = plot.read_text()
+    assert "plotly" in html.lower() and len(html) > 1_000_000  # plotly.js embedded: opens offline
+
+
+def test_tune_bench_train_prints_one_json_line(tmp_path):
+    data = _write_plate_csv(tmp_path / "plate.csv")
+    proc = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "bench", "train", "--data", str(data),
+                           "--steps", "2", "--warmup", "1", "--d-model", "16", "--layers", "1", "--heads", "2",
+                           "--ffn", "32", "--batch-size", "8", "--device", "cpu", "--precision", "fp32",
+                           "--baseline", "seed", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300, env=_env())
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["samples_per_s"] > 0 and record["baseline_samples_per_s"] > 0 and record["speedup"] > 0
+    assert record["precision"] == "fp32" and record["device"] == "cpu" and record["config"]["d_model"] == 16
