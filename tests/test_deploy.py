@@ -102,7 +102,7 @@ def test_compose_config_with_docker_when_available(tmp_path):
 
 def test_every_service_command_is_a_real_tune_command(services):
     commands = {name: svc["command"] for name, svc in services.items() if "command" in svc and name != "postgres"}
-    assert set(commands) == {"init", "worker", "worker-gpu", "dashboard", "report", "proxy"}
+    assert set(commands) == {"init", "worker", "worker-gpu", "dashboard", "ensemble", "report", "proxy"}
     for name, argv in commands.items():
         assert isinstance(argv, list), f"{name}: use the exec (list) form, no shell"
         ctx = resolve_tune_command(list(argv))
@@ -131,10 +131,10 @@ def test_study_file_used_by_compose_is_in_the_image(services, env):
     study = env["TUNE_STUDY"]
     assert study.startswith("studies/"), "the Dockerfile copies studies/ into /app/studies"
     spec = load_study_spec(REPO / study)
-    for name in ("init", "worker", "dashboard", "report"):
+    for name in ("init", "worker", "worker-gpu", "dashboard", "ensemble", "report"):
         assert study in services[name]["command"], name
     assert spec.artifact_dir.parent == (REPO / "studies" / "artifacts")  # on the shared artifacts volume
-    for name in ("init", "worker", "worker-gpu", "dashboard", "report"):
+    for name in ("init", "worker", "worker-gpu", "dashboard", "ensemble", "report"):
         assert "artifacts:/app/studies/artifacts" in services[name]["volumes"], name
 
 

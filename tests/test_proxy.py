@@ -126,3 +126,79 @@ def test_proxy_refuses_a_proxy_url_and_needs_storage(monkeypatch):
     assert res.exit_code == 2 and "--storage" in res.output
     res = runner.invoke(main, ["proxy", "--storage", "nonsense"])
     assert res.exit_code == 2 and res.output.startswith("error:")
+
+
+TINY_STUDY = """
+name = "tiny"
+[data]
+dataset = "synthetic"
+max_rows = 60
+[validation]
+scheme = "holdout"
+fraction = 0.25
+[search_space]
+epochs = {low = 1, high = 2, step = 1}
+d_model = [16, 32]
+n_layers = 1
+n_heads = 2
+ffn_mult = 2
+lr = {low = 3e-4, high = 3e-3, log = true}
+batch_size = 32
+use_augmentation = [false, true]
+augment_ratio = {low = 0.5, high = 1.0}
+scheduler = ["constant", "cosine"]
+[fixed.model]
+max_len = 128
+[sampler]
+type = "random"
+seed = 0
+[pruner]
+type = "median"
+n_startup_trials = 3
+n_warmup_steps = 0
+[budget]
+n_trials = 5
+[ensemble]
+top_k = 2
+seeds = 1
+"""
+
+
+@pytest.mark.slow
+def test_tune_workers_through_proxy_then_ensemble_and_report(tmp_path):
+    """The real pipeline behind a proxy: two `tune worker`s train tiny models, then ensemble and report."""
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_STUDY)
+    db_url = f"sqlite:///{tmp_path / 'tiny.db'}"
+    port = free_port()
+    proxy = start_proxy(db_url, port)
+    try:
+        workers = [subprocess.Popen(
+            [sys.executable, "-m", "yieldtune.cli.main", "worker", str(spec), "--storage",
+             f"grpc://127.0.0.1:{port}", "--device", "cpu", "--threads", "1", "--worker-id", f"w{i}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env()) for i in range(2)]
+        for w in workers:
+            out, _ = w.communicate(timeout=600)
+            assert w.returncode == 0, out[-3000:]
+    finally:
+        stop(proxy)
+
+    study = optuna.load_study(study_name="tiny", storage=db_url)
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert len([t for t in finished if t.state != optuna.trial.TrialState.FAIL]) >= 5
+    assert {t.user_attrs.get("worker") for t in finished} == {"w0", "w1"}
+
+    env = child_env()
+    res = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "ensemble", str(spec), "--storage", db_url,
+                          "--device", "cpu"], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "report", str(spec), "--storage", db_url,
+                          "--out", str(tmp_path / "report")], capture_output=True, text=True, env=env,
+                         timeout=600, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    text = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    for key in ("history", "intermediate", "timeline", "slice-model-size", "ensemble-r2", "ensemble-predictions",
+                "ensemble-residuals"):
+        assert f'id="fig-{key}"' in text, key
+    assert "no ensemble yet" not in text
+    assert "w0" in text and "w1" in text  # the worker timeline names both workers

@@ -45,8 +45,8 @@ SLICE_GROUPS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                         ("scheduler", "lr", "warmup_frac")),
 }
 
-# Where a trial's worker is recorded; the first user attribute present wins.
-WORKER_ATTRS = ("worker_id", "hostname")
+# Where a trial's worker is recorded; the first user attribute present wins (`tune worker` sets "worker").
+WORKER_ATTRS = ("worker_id", "worker", "hostname")
 
 _WORKER_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                    "#7f7f7f", "#bcbd22", "#17becf")

@@ -51,6 +51,7 @@ class EnsembleSummary:
     r2_best_member: float | None = None
     predictions: "pd.DataFrame | None" = field(default=None, compare=False)
     directory: Path | None = None
+    holdout: str | None = None  # what the hold-out rows are, as the ensemble step describes them
 
     def prediction_columns(self) -> list[str]:
         """Prediction columns of the hold-out CSV: the members, then ``ensemble``."""
@@ -78,11 +79,12 @@ class EnsembleSummary:
 
 
 def _number(value: Any, path: Path, key: str) -> float | None:
+    """A float, or None for missing/NaN (a metric that could not be computed)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(float(value)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DataError(f"{key} must be a number, got {value!r}", path=str(path))
-    return float(value)
+    return None if math.isnan(float(value)) else float(value)
 
 
 def load_ensemble_summary(directory: Path | str | None) -> EnsembleSummary | None:
@@ -134,6 +136,7 @@ def load_ensemble_summary(directory: Path | str | None) -> EnsembleSummary | Non
         r2_best_member=_number(data.get("r2_best_member"), path, "r2_best_member"),
         predictions=predictions,
         directory=directory,
+        holdout=data["holdout"] if isinstance(data.get("holdout"), str) else None,
     )
 
 
@@ -222,8 +225,9 @@ def render_report(study: "optuna.Study", ensemble: EnsembleSummary | None = None
         ens_sections: list = []
     else:
         ens_sections = ensemble_sections(ensemble)
-        ens_html = (f"<section id='ensemble'><h2>Ensemble</h2><p class='caption'>{len(ensemble.members)} members, "
-                    f"hold-out set</p>{_ensemble_table(ensemble)}</section>"
+        ens_html = (f"<section id='ensemble'><h2>Ensemble</h2><p class='caption'>{len(ensemble.members)} members; "
+                    f"hold-out: {_e(ensemble.holdout or 'rows held out from training')}</p>"
+                    f"{_ensemble_table(ensemble)}</section>"
                     + "".join(_section_html(s) for s in ens_sections))
     nav = "".join(f"<a href='#{_e(s.key)}'>{_e(s.title)}</a>" for s in sections)
     nav += "<a href='#ensemble'>Ensemble</a>"
