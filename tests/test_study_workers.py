@@ -291,3 +291,50 @@ def test_run_and_worker_errors_are_one_line(tmp_path, request):
         assert proc.returncode == 2, (args, proc.stderr)
         assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], (args, proc.stderr)
         assert "Traceback" not in proc.stderr + proc.stdout and "hunter2pw" not in proc.stderr + proc.stdout
+
+
+def test_tune_run_forwards_sigterm_to_its_workers(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'fwd.db'}"
+    study_file = make_study(tmp_path, name="fwd", n_trials=4, epochs=30, pruner='type = "none"')
+    runner = subprocess.Popen(tune("run", str(study_file), "-j", "2", "--no-live", "--device", "cpu"),
+                              env=_env(storage), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    study = None
+    while study is None and time.monotonic() < deadline:
+        try:
+            study = optuna.load_study(study_name="fwd", storage=storage)
+        except KeyError:
+            time.sleep(0.2)
+    running = wait_for_training_trial(study, "w0", runner)
+    runner.send_signal(signal.SIGTERM)
+    out, _ = runner.communicate(timeout=120)
+    assert runner.returncode == 130, out[-3000:]
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == TrialState.RUNNING], out[-3000:]
+    assert study._storage.get_trial(running._trial_id).state == TrialState.FAIL
+    assert any(t.state == TrialState.WAITING and t.system_attrs.get("failed_trial") == running.number
+               for t in trials)
+
+
+def test_kfold_minimize_metric_reports_fold0_and_uploads_out_of_fold_predictions(tmp_path):
+    from yieldtune.study.artifacts import download_val_predictions
+    from yieldtune.study.worker import run_worker
+
+    storage = f"sqlite:///{tmp_path / 'kf.db'}"
+    study_file = make_study(tmp_path, name="kf", n_trials=1, epochs=2, pruner='type = "none"')
+    text = study_file.read_text().replace("[validation]\nfraction = 0.25", '[validation]\nscheme = "kfold"\nk = 3')
+    study_file.write_text(text + '\n[objective]\nmetric = "mae"\n')
+    spec = load_study_spec(study_file)
+    assert spec.validation.scheme == "kfold" and spec.direction == "minimize"
+    result = run_worker(spec, storage, device="cpu", worker_id="kf", threads=1, handle_signals=False,
+                        log=lambda _m: None)
+    assert result.complete == 1
+    study = load_study(spec, storage, heartbeat=False)
+    trial = study.best_trial
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert len(trial.user_attrs["fold_values"]) == 3
+    assert trial.value == pytest.approx(sum(trial.user_attrs["fold_values"]) / 3)
+    assert sorted(trial.intermediate_values) == [1, 2]  # fold 0's epochs only
+    assert {e["fold"] for e in trial.user_attrs["epochs"]} == {0, 1, 2}
+    preds = download_val_predictions(study, trial)
+    assert len(preds) == 60 and preds["id"].is_unique  # every train row predicted out of fold once

@@ -50,16 +50,20 @@ class RunSummary:
     interrupted: bool = False
     ensemble_ran: bool = False
 
+    finished_here: int = 0  # finished by this run's workers (the study may have had trials before)
+
     @property
     def trials_per_minute(self) -> float:
         return self.finished_here / (self.seconds / 60.0) if self.seconds > 0 else 0.0
 
-    finished_here: int = 0
-
     @property
     def ok(self) -> bool:
-        return not self.interrupted and all(rc == 0 for rc in self.worker_exit_codes.values()) \
-            and self.finished >= self.budget
+        """No interruption and every worker exited 0 (a worker that hit budget.timeout exits 0 too)."""
+        return not self.interrupted and all(rc == 0 for rc in self.worker_exit_codes.values())
+
+    @property
+    def budget_met(self) -> bool:
+        return self.finished >= self.budget
 
     def line(self) -> str:
         best = "-" if self.best_value is None else f"{self.best_value:.4f} (trial {self.best_number})"
@@ -125,8 +129,12 @@ def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[in
         raise ConfigError("tune run needs a study file on disk (workers read it)")
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     budget = int(n_trials or spec.budget.n_trials)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_spec_storage(spec, storage_url, heartbeat=False)
     study = create_or_load_study(spec, storage, n_trials=budget)
+    optuna.logging.set_verbosity(optuna.logging.INFO)
     before = state_counts(study)
     finished_before = before["COMPLETE"] + before["PRUNED"]
     plan = plan_workers(jobs, gpus, device)
@@ -172,6 +180,7 @@ def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[in
                 while any(w.returncode is None for w in workers):
                     time.sleep(1.0)
                     live_view.update(view())
+            console.line()
         else:
             for w in workers:
                 while w.process.poll() is None:
@@ -198,7 +207,7 @@ def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[in
             where = f" (log: {w.log_path})" if w.log_path else ""
             log(f"worker {w.worker_id} exited with code {w.process.returncode}{where}")
     log(summary.line())
-    if summary.ok:
+    if summary.ok and summary.budget_met:
         summary.ensemble_ran = run_budget_hook(spec, storage_url, log)
     return summary
 

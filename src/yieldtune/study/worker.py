@@ -122,7 +122,10 @@ def _requeue(study, frozen) -> None:
 def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials: int | None = None,
                worker_id: str | None = None, *, threads: int | None = None,
                log: Callable[[str], None] | None = None, handle_signals: bool = True) -> WorkerResult:
-    """Serve ``spec``'s study from ``storage_url`` until ``n_trials`` (default: the file's budget) are finished."""
+    """Serve ``spec``'s study from ``storage_url`` until ``n_trials`` trials are finished.
+
+    ``n_trials`` defaults to the budget ``tune run`` recorded on the study, else the study file's.
+    """
     import optuna
     from optuna.trial import TrialState
 
@@ -130,12 +133,11 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
     from yieldtune.study.datasets import prepare_folds
     from yieldtune.study.objective import StudyObjective, WorkerInfo
     from yieldtune.study.samplers import build_sampler
-    from yieldtune.study.service import create_or_load_study, finished_states
+    from yieldtune.study.service import BUDGET_ATTR, create_or_load_study, finished_states
     from yieldtune.study.storage import open_spec_storage
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     worker_id = worker_id or default_worker_id()
-    budget = int(n_trials or spec.budget.n_trials)
     result = WorkerResult(worker_id)
     t0 = time.monotonic()
     if threads:
@@ -153,6 +155,8 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
         storage = open_spec_storage(spec, storage_url)
         study = create_or_load_study(spec, storage)
         study.sampler = build_sampler(spec.sampler, spec.search(), worker_id=worker_id)
+        # the budget `tune run` recorded on the study wins over the file, so late joiners agree with it
+        budget = int(n_trials or study.user_attrs.get(BUDGET_ATTR) or spec.budget.n_trials)
         data = prepare_folds(spec)
         store = artifact_store(spec.artifact_dir)
         stop.interruptible = True
