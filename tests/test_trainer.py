@@ -171,3 +171,27 @@ def test_tune_bench_train_prints_one_json_line(tmp_path):
     record = json.loads(lines[0])
     assert record["samples_per_s"] > 0 and record["baseline_samples_per_s"] > 0 and record["speedup"] > 0
     assert record["precision"] == "fp32" and record["device"] == "cpu" and record["config"]["d_model"] == 16
+
+
+def test_device_and_precision_resolution():
+    import torch
+
+    from yieldtune.errors import ConfigError
+    from yieldtune.train.device import resolve_device, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu, 512) == "fp32" and resolve_precision("bf16", cpu, 16) == "bf16"
+    assert resolve_precision("auto", cpu, 32) == "fp32"  # tiny matrices: bf16 casts cost more than they save
+    assert resolve_precision("auto", cpu, 512) in ("bf16", "fp32")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == cpu
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+    with pytest.raises(ConfigError, match="unknown device"):
+        resolve_device("tpu9")
+
+
+def test_bf16_autocast_training_runs_on_cpu():
+    train, val = split(plate())
+    result = Trainer(cfg(epochs=1, precision="bf16", augment_ratio=0.5), device="cpu").fit(train, val)
+    assert np.isfinite(result.history[0].train_loss) and np.isfinite(result.val_predictions).all()

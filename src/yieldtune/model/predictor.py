@@ -55,7 +55,7 @@ class YieldPredictor:
         out = np.empty(len(encoded), dtype=np.float32)
         if len(encoded) == 0:
             return out
-        precision = resolve_precision(self.config.train.precision, self.device)
+        precision = resolve_precision(self.config.train.precision, self.device, self.config.model.d_model)
         was_training = self.model.training
         self.model.eval()
         try:

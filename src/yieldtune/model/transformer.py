@@ -19,6 +19,34 @@ from torch import nn
 from yieldtune.config import ModelConfig
 
 
+class ByteDropout(nn.Module):
+    """Dropout that draws its CPU mask 8 bytes per 64-bit random number (``p`` rounded to 1/256).
+
+    On CPU, ``bernoulli_`` behind ``nn.Dropout`` took a third of a whole training step at d_model 512;
+    this mask costs less than half as much. On GPU the fused ``F.dropout`` is used unchanged.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.threshold = int(round(p * 256))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, training=True)
+        if self.threshold == 0:
+            return x
+        n = x.numel()
+        words = torch.randint(-(2**63), 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64)
+        keep = words.view(torch.uint8)[:n].view(x.shape) >= self.threshold
+        return x * keep.to(x.dtype).mul_(256.0 / (256 - self.threshold))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class LearnedPositions(nn.Module):
     """A trained embedding per position."""
 
@@ -80,7 +108,7 @@ class EncoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d_model)
         self.ff1 = nn.Linear(d_model, ffn_dim)
         self.ff2 = nn.Linear(ffn_dim, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = ByteDropout(dropout)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """``keep``: bool ``[B, 1, 1, L]``, True for real tokens (the keys every query may attend to)."""
@@ -102,12 +130,12 @@ class YieldTransformer(nn.Module):
         with torch.no_grad():
             self.embed.weight[pad_id].zero_()
         self.positions = POSITIONAL_ENCODINGS[cfg.positional](cfg.max_len, cfg.d_model)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = ByteDropout(cfg.dropout)
         self.layers = nn.ModuleList(
             EncoderLayer(cfg.d_model, cfg.n_heads, cfg.ffn_dim, cfg.dropout) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
         self.pool = POOLINGS[cfg.pooling]
-        self.head = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.GELU(), nn.Dropout(cfg.dropout),
+        self.head = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.GELU(), ByteDropout(cfg.dropout),
                                   nn.Linear(cfg.d_model, 1))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

@@ -61,7 +61,7 @@ def bench_train(reactions: list[str], yields: np.ndarray, model_cfg: ModelConfig
                 seed: int = 0) -> dict:
     """The yieldtune loop: pre-tokenized int32 arrays, length-bucketed batches, autocast where supported."""
     dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
+    prec = resolve_precision(precision, dev, model_cfg.d_model)
     seed_everything(seed)
     rng = np.random.default_rng(seed)
     tokenizer = SmilesTokenizer.build(reactions)

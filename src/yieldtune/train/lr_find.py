@@ -59,7 +59,7 @@ def lr_range_test(config: RunConfig, train: ReactionTable, *, device: str = "aut
         raise DataError("lr-find needs reactions with yields", path=train.source)
     tc, mc = config.train, config.model
     dev = resolve_device(device)
-    precision = resolve_precision(tc.precision, dev)
+    precision = resolve_precision(tc.precision, dev, mc.d_model)
     if tc.num_threads > 0:
         torch.set_num_threads(tc.num_threads)
     seed_everything(tc.seed)

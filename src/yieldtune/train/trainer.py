@@ -91,7 +91,7 @@ class Trainer:
                  progress: bool = False) -> None:
         self.config = config
         self.device = resolve_device(device)
-        self.precision = resolve_precision(config.train.precision, self.device)
+        self.precision = resolve_precision(config.train.precision, self.device, config.model.d_model)
         self.cache = AugmentationCache(cache_dir)
         self.progress = progress
 
