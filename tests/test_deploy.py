@@ -100,12 +100,17 @@ def test_compose_config_with_docker_when_available(tmp_path):
         assert res.returncode == 0, res.stderr
 
 
-def test_every_service_command_is_a_real_tune_command(services):
+def test_every_service_command_is_a_real_tune_command(services, monkeypatch):
     commands = {name: svc["command"] for name, svc in services.items() if "command" in svc and name != "postgres"}
     assert set(commands) == {"init", "worker", "worker-gpu", "dashboard", "ensemble", "report", "proxy"}
     for name, argv in commands.items():
         assert isinstance(argv, list), f"{name}: use the exec (list) form, no shell"
-        ctx = resolve_tune_command(list(argv))
+        with monkeypatch.context() as m:  # options may come from the service's environment (envvar=TUNE_STORAGE)
+            for key in ("TUNE_STORAGE",):
+                m.delenv(key, raising=False)
+            for key, value in (services[name].get("environment") or {}).items():
+                m.setenv(key, str(value))
+            ctx = resolve_tune_command(list(argv))
         assert ctx.command.name == argv[1], name
     from click.testing import CliRunner
 

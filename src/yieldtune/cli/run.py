@@ -27,13 +27,18 @@ def _gpu_list(_ctx, _param, value: str | None) -> list[int] | None:
 @click.option("--n-trials", type=click.IntRange(min=1), default=None,
               help="Total budget of finished trials (default: the study file's).")
 @click.option("--live/--no-live", default=True, help="Live table of trials and workers (else worker logs inline).")
+@click.option("--create-only", is_flag=True,
+              help="Create the study (schema, budget, warm-start queue) and exit; workers join later.")
 def run(study_file: str, jobs: int, gpus, device: str | None, storage: str | None, n_trials: int | None,
-        live: bool) -> None:
+        live: bool, create_only: bool) -> None:
     """Create STUDY_FILE's study if needed and run workers until its budget of trials is met."""
-    from yieldtune.study.runner import run_study
+    from yieldtune.study.runner import create_study_only, run_study
     from yieldtune.study.spec import load_study_spec
 
     spec = load_study_spec(study_file)
+    if create_only:
+        click.echo(create_study_only(spec, spec.storage_url(storage), n_trials=n_trials))
+        return
     summary = run_study(spec, spec.storage_url(storage), jobs=jobs, gpus=gpus, device=device, n_trials=n_trials,
                         live=live)
     if summary.interrupted:

@@ -117,6 +117,20 @@ def start_workers(spec: StudySpec, storage_url: str, plan: list[tuple[str, int |
     return workers
 
 
+def create_study_only(spec: StudySpec, storage_url: str, *, n_trials: int | None = None) -> str:
+    """Create the study once (schema, recorded budget, warm-start queue) so workers only ever load it."""
+    import optuna
+
+    from yieldtune.study.service import create_or_load_study, state_counts
+    from yieldtune.study.storage import open_spec_storage, redact_url
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_spec_storage(spec, storage_url, heartbeat=False)
+    study = create_or_load_study(spec, storage, n_trials=int(n_trials or spec.budget.n_trials))
+    counts = ", ".join(f"{k.lower()} {v}" for k, v in state_counts(study).items() if v)
+    return f"study {study.study_name!r} ready on {redact_url(storage_url)}: {counts or 'no trials yet'}"
+
+
 def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[int] | None = None,
               device: str | None = None, n_trials: int | None = None, live: bool = True,
               log: Callable[[str], None] | None = None) -> RunSummary:
