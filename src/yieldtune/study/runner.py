@@ -8,7 +8,6 @@ once; each worker then fails and re-queues its running trial and exits.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -227,21 +226,13 @@ def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[in
 
 
 def run_budget_hook(spec: StudySpec, storage_url: str, log: Callable[[str], None]) -> bool:
-    """Call ``yieldtune.ensemble.auto.on_budget_met(spec, storage_url)`` when that step exists and is enabled."""
+    """Finish the ensemble step once the budget is met (workers normally did the refits already)."""
     if not spec.ensemble.auto:
         return False
-    try:
-        found = importlib.util.find_spec("yieldtune.ensemble.auto") is not None
-    except ModuleNotFoundError:
-        found = False
-    if not found:
-        return False
-    module = importlib.import_module("yieldtune.ensemble.auto")
-    hook = getattr(module, "on_budget_met", None)
-    if hook is None:
-        return False
+    from yieldtune.ensemble.auto import on_budget_met
+
     log("budget met: building the ensemble")
-    hook(spec, storage_url)
+    on_budget_met(spec, storage_url, log=log)
     return True
 
 

@@ -169,6 +169,7 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
             f"{len(data.train_all)} train rows, {len(data.folds)} fold(s)")
         last_trial: list = []
         consecutive_failures = 0
+        budget_met = False
         poll = max(0.5, min(5.0, spec.storage.heartbeat_interval / 2))
         deadline = None if spec.budget.timeout is None else t0 + spec.budget.timeout
 
@@ -183,6 +184,7 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
             finished = sum(t.state != TrialState.RUNNING for t in trials)
             running = len(trials) - finished
             if finished >= budget:
+                budget_met = True
                 break
             if finished + running >= budget:  # the rest is running elsewhere; wait in case one fails
                 stop.interruptible = True
@@ -220,6 +222,13 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
                 if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
                     raise WorkerFailed(f"worker {worker_id}: {consecutive_failures} trials failed in a row; "
                                        f"last: {reason or 'unknown error'}")
+        if budget_met:
+            # every worker shares the refits of the best trials; the one finishing last builds the ensemble
+            from yieldtune.ensemble.auto import on_budget_met
+
+            stop.interruptible = True
+            on_budget_met(spec, storage_url, device=device, log=log)
+            stop.interruptible = False
     except WorkerStopped as stopped:
         result.signal = stopped.signum
         stop.interruptible = False
