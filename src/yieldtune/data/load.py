@@ -53,8 +53,11 @@ def sniff_delimiter(line: str) -> str:
     return best if counts[best] else ","
 
 
-def _read_rows(path: Path, spec: DataSpec) -> tuple[list[str], list[tuple[int, list[str]]], str]:
-    """Header and (file line, cells) for every non-blank data row."""
+def read_csv_rows(path: Path, delimiter: str | None = None) -> tuple[list[str], list[tuple[int, list[str]]], str]:
+    """Header, (file line, cells) for every non-blank data row, and the delimiter (sniffed when not given).
+
+    The one reader of reaction files, so row numbers in errors and in prediction output always agree.
+    """
     if not path.exists():
         raise DataError("file not found", path=str(path))
     if path.is_dir():
@@ -66,7 +69,7 @@ def _read_rows(path: Path, spec: DataSpec) -> tuple[list[str], list[tuple[int, l
     if not text.strip():
         raise DataError("empty file", path=str(path))
     first_line = next(line for line in text.splitlines() if line.strip())
-    delimiter = spec.delimiter or sniff_delimiter(first_line)
+    delimiter = delimiter or sniff_delimiter(first_line)
     reader = csv.reader(text.splitlines(), delimiter=delimiter)
     header: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
@@ -92,7 +95,7 @@ def read_reactions(path: str | Path, spec: DataSpec | None = None, *, drop_inval
     """
     spec = spec or DataSpec()
     path = Path(path)
-    header, rows, delimiter = _read_rows(path, spec)
+    header, rows, delimiter = read_csv_rows(path, spec.delimiter)
     required = required_columns(spec)
     shown = "tab" if delimiter == "\t" else repr(delimiter)
     if len(header) == 1 and len(required) > 1 and header[0] not in required:
@@ -261,7 +264,7 @@ def infer_spec(path: str | Path, *, layout: str | None = None, target: str | Non
     unlabelled; any other string is required to exist.
     """
     path = Path(path)
-    header, _, _ = _read_rows(path, DataSpec()) if path.exists() else ([], [], ",")
+    header, _, _ = read_csv_rows(path) if path.exists() else ([], [], ",")
     lower = {h.lower(): h for h in header}
     if layout is None:
         layout = "rxn" if "rxn" in lower and "reactant1" not in lower else "components"

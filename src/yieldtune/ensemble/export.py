@@ -366,29 +366,6 @@ def _write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def read_input_rows(path: Path, delimiter: str | None = None) -> tuple[list[str], list[tuple[int, list[str]]], str]:
-    """Header and (file line, cells) rows, read the way :func:`yieldtune.data.load.read_reactions` reads them."""
-    import csv
-
-    from yieldtune.data.load import sniff_delimiter
-
-    text = path.read_text(encoding="utf-8-sig")
-    lines = text.splitlines()
-    first = next((line for line in lines if line.strip()), "")
-    delimiter = delimiter or sniff_delimiter(first)
-    reader = csv.reader(lines, delimiter=delimiter)
-    header: list[str] | None = None
-    rows: list[tuple[int, list[str]]] = []
-    for cells in reader:
-        if not any(c.strip() for c in cells):
-            continue
-        if header is None:
-            header = [c.strip() for c in cells]
-            continue
-        rows.append((reader.line_num, cells))
-    return header or [], rows, delimiter
-
-
 def input_spec(path: Path, *, layout: str | None = None, rxn_column: str | None = None,
                id_column: str | None = None):
     """How to read a file to predict: no target; layout/columns inferred from its header unless given."""
@@ -406,12 +383,12 @@ def input_spec(path: Path, *, layout: str | None = None, rxn_column: str | None 
 def predict_file(ensemble: Ensemble, path: str | Path, data_spec=None, *, tta: int | None = None,
                  seed: int = 0, batch_size: int = 256) -> FilePredictions:
     """Predict every valid row of ``path``; invalid rows (bad SMILES, ...) are collected, not predicted."""
-    from yieldtune.data.load import read_reactions
+    from yieldtune.data.load import read_csv_rows, read_reactions
 
     path = Path(path)
     data_spec = data_spec or input_spec(path)
     result = read_reactions(path, data_spec, drop_invalid=True)
-    header, rows, delimiter = read_input_rows(path, data_spec.delimiter)
+    header, rows, delimiter = read_csv_rows(path, data_spec.delimiter)
     mean, std = ensemble.predict(result.table.reactions, tta=tta, seed=seed, batch_size=batch_size)
     return FilePredictions(path, header, rows, delimiter, result.table, result.problems, mean, std)
 
