@@ -110,56 +110,30 @@ def test_invalid_smiles_in_rxn_layout_names_the_molecule(tmp_path):
         load_reactions(path, DataSpec.rxn())
 
 
-def test_not_a_reaction_and_missing_product(tmp_path):
-    path = write(tmp_path, f"{RXN_HEADER}\nClc1ccccc1.C1CCNCC1,0.2\n")
-    with pytest.raises(DataError, match="row 2.*not a reaction SMILES"):
-        load_reactions(path, DataSpec.rxn())
-    no_product = ROW_A.replace("c1ccc(N2CCOCC2)cc1", "")
-    path2 = write(tmp_path, f"{COMPONENTS_HEADER}\n{no_product}\n", "b.csv")
-    with pytest.raises(DataError, match="row 2.*no products"):
-        load_reactions(path2)
+NO_PRODUCT = ROW_A.replace("c1ccc(N2CCOCC2)cc1", "")
 
 
-def test_whitespace_inside_a_smiles_is_invalid(tmp_path):
+@pytest.mark.parametrize("text, rxn_layout, message", [
+    pytest.param(f"{RXN_HEADER}\nClc1ccccc1.C1CCNCC1,0.2\n", True, "row 2.*not a reaction SMILES",
+                 id="not-a-reaction"),
+    pytest.param(f"{COMPONENTS_HEADER}\n{NO_PRODUCT}\n", False, "row 2.*no products", id="missing-product"),
     # RDKit would silently read "CC O" as ethane plus a name; we must not.
-    path = write(tmp_path, f"{COMPONENTS_HEADER}\n{ROW_A.replace('Cc1ccccc1', 'CC O')}\n")
-    with pytest.raises(DataError, match="column 'Solvent'.*invalid SMILES 'CC O'"):
-        load_reactions(path)
-
-
-def test_missing_column(tmp_path):
-    path = write(tmp_path, "rxnid,Reactant1,Product,Additive,Solvent,Yield\nr1,CC,CC,,,0.1\n")
-    with pytest.raises(DataError, match=r"row 1, column 'Reactant2'.*missing column 'Reactant2'"):
-        load_reactions(path)
-
-
-def test_missing_target_column_hints_unlabelled(tmp_path):
-    path = write(tmp_path, "rxn\nCC>>CC\n")
-    with pytest.raises(DataError, match="missing column 'yield'.*unlabelled"):
-        load_reactions(path, DataSpec.rxn())
-
-
-@pytest.mark.parametrize("text", ["", "   \n\n"])
-def test_empty_file(tmp_path, text):
-    with pytest.raises(DataError, match="empty file"):
-        load_reactions(write(tmp_path, text))
-
-
-def test_header_only_file(tmp_path):
-    with pytest.raises(DataError, match="no data rows"):
-        load_reactions(write(tmp_path, COMPONENTS_HEADER + "\n"))
-
-
-def test_wrong_delimiter(tmp_path):
-    path = write(tmp_path, "\n".join(line.replace(",", "|") for line in [COMPONENTS_HEADER, ROW_A]) + "\n")
-    with pytest.raises(DataError, match=r"row 1: header parses into a single column.*wrong delimiter\?"):
-        load_reactions(path)
-
-
-def test_ragged_row(tmp_path):
-    path = write(tmp_path, f"{COMPONENTS_HEADER}\n{ROW_A},extra\n")
-    with pytest.raises(DataError, match="row 2: has 8 fields, the header has 7"):
-        load_reactions(path)
+    pytest.param(f"{COMPONENTS_HEADER}\n{ROW_A.replace('Cc1ccccc1', 'CC O')}\n", False,
+                 "column 'Solvent'.*invalid SMILES 'CC O'", id="whitespace-inside-smiles"),
+    pytest.param("rxnid,Reactant1,Product,Additive,Solvent,Yield\nr1,CC,CC,,,0.1\n", False,
+                 r"row 1, column 'Reactant2'.*missing column 'Reactant2'", id="missing-column"),
+    pytest.param("rxn\nCC>>CC\n", True, "missing column 'yield'.*unlabelled", id="missing-target-hints-unlabelled"),
+    pytest.param("", False, "empty file", id="empty-file"),
+    pytest.param("   \n\n", False, "empty file", id="blank-file"),
+    pytest.param(COMPONENTS_HEADER + "\n", False, "no data rows", id="header-only"),
+    pytest.param("\n".join(line.replace(",", "|") for line in [COMPONENTS_HEADER, ROW_A]) + "\n", False,
+                 r"row 1: header parses into a single column.*wrong delimiter\?", id="wrong-delimiter"),
+    pytest.param(f"{COMPONENTS_HEADER}\n{ROW_A},extra\n", False, "row 2: has 8 fields, the header has 7",
+                 id="ragged-row"),
+])
+def test_bad_file_raises_naming_row_and_column(tmp_path, text, rxn_layout, message):
+    with pytest.raises(DataError, match=message):
+        load_reactions(write(tmp_path, text), DataSpec.rxn() if rxn_layout else DataSpec())
 
 
 def test_missing_file(tmp_path):
