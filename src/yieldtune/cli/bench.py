@@ -1,4 +1,6 @@
-"""``tune bench train``: training throughput of the yieldtune loop, optionally against the seed-style loop."""
+"""``tune bench``: throughput of training (``train``), of the study service (``workers``, ``pruning``) and the
+ensemble's gain over the best single trial (``ensemble``). Figures are ratios against a baseline run in the
+same invocation."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import json
 
 import click
 
-from yieldtune.cli._common import device_option
+from yieldtune.cli._common import device_option, json_option, storage_option
 from yieldtune.cli.train import data_options, load_table
 
 
@@ -57,6 +59,92 @@ def bench_train_cmd(data, layout, target, percent, data_dir, steps, warmup_steps
                        precision=precision, baseline=baseline, warmup_steps=warmup_steps)
     record["data"] = str(data)
     click.echo(json.dumps(record))
+
+
+def _echo_runs(as_json: bool):
+    def on_run(run) -> None:
+        click.echo(json.dumps(run.record()) if as_json else run.line())
+    return on_run
+
+
+def _echo_summary(summary: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo("summary: " + ", ".join(f"{k}={v}" for k, v in summary.items() if k not in ("bench", "summary")))
+
+
+def _log(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+@bench_group.command("workers")
+@click.argument("study_file")
+@click.option("--storage", required=True, envvar="TUNE_STORAGE",
+              help="Storage URL the bench studies are created in (a server database for several workers).")
+@click.option("--jobs", "jobs", multiple=True, type=click.IntRange(min=1), default=(1, 2), show_default=True,
+              help="Number of local workers; repeat for each setting (--jobs 1 --jobs 2).")
+@click.option("--n-trials", type=click.IntRange(min=1), default=None, help="Budget per run (default: the file's).")
+@click.option("--device", default=None, help="Worker device (cpu, cuda, auto); CPU cores are divided between workers.")
+@click.option("--keep", is_flag=True, help="Keep the bench studies and their files.")
+@json_option
+def bench_workers_cmd(study_file, storage, jobs, n_trials, device, keep, as_json) -> None:
+    """Run STUDY_FILE's search once per --jobs value (fresh study, same sampler seed, no ensemble step) and
+    print each run, then trials/min(max jobs) / trials/min(min jobs)."""
+    from yieldtune.study.bench import bench_workers
+    from yieldtune.study.spec import load_study_spec
+
+    spec = load_study_spec(study_file)
+    result = bench_workers(spec, spec.storage_url(storage), list(jobs), n_trials=n_trials, device=device, keep=keep,
+                           log=_log, on_run=_echo_runs(as_json))
+    _echo_summary(result["summary"], as_json)
+
+
+@bench_group.command("pruning")
+@click.argument("study_file")
+@storage_option
+@click.option("--n-trials", type=click.IntRange(min=1), default=None, help="Budget per run (default: the file's).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Local workers per run.")
+@click.option("--device", default=None, help="Worker device (cpu, cuda, auto).")
+@click.option("--keep", is_flag=True, help="Keep the bench studies and their files.")
+@json_option
+def bench_pruning_cmd(study_file, storage, n_trials, jobs, device, keep, as_json) -> None:
+    """Run STUDY_FILE's search with its pruner and with none (same sampler seed): epochs trained and best
+    value of each, then epochs_with/epochs_without and best_with - best_without."""
+    from yieldtune.study.bench import bench_pruning
+    from yieldtune.study.spec import load_study_spec
+
+    spec = load_study_spec(study_file)
+    result = bench_pruning(spec, spec.storage_url(storage), n_trials=n_trials, jobs=jobs, device=device, keep=keep,
+                           log=_log, on_run=_echo_runs(as_json))
+    _echo_summary(result["summary"], as_json)
+
+
+@bench_group.command("ensemble")
+@click.argument("study_file")
+@storage_option
+@click.option("--device", default="cpu", show_default=True, help="Device for refits still to do and predictions.")
+@json_option
+def bench_ensemble_cmd(study_file, storage, device, as_json) -> None:
+    """R² of the best single trial vs. the study's ensemble, on its test split (else validation).
+
+    The study's budget must be met; refits still missing are done and the ensemble is built first."""
+    from yieldtune.ensemble.bench import bench_ensemble
+    from yieldtune.study.spec import load_study_spec
+
+    spec = load_study_spec(study_file)
+    record = bench_ensemble(spec, spec.storage_url(storage), device=device, log=_log)
+    if as_json:
+        click.echo(json.dumps(record))
+        return
+    click.echo(f"study {record['study']}: {record['eval']} R² on {record['n_eval']} rows (tta {record['tta']})")
+    click.echo(f"  best single trial {record['best_trial']}: {record['r2_best_single']}")
+    for m in record["members"]:
+        click.echo(f"  {m['name']}: weight {m['weight']}, R² {m['r2']}")
+    click.echo(f"  plain mean: {record['r2_mean']}   Caruana ensemble: {record['r2_ensemble']}   "
+               f"diff {record['r2_ensemble_minus_best_single']}, ratio {record['r2_ensemble_over_best_single']}")
+    if "r2_trials_caruana" in record:
+        click.echo(f"  trial models (no refit): Caruana {record['r2_trials_caruana']}, mean {record['r2_trials_mean']}")
 
 
 COMMANDS = [bench_group]

@@ -1,0 +1,137 @@
+"""Ensemble vs. best single trial: R² on rows no model was tuned on.
+
+With a labelled test split (``data.test`` or ``data.train_rows``) every model predicts the test rows: the best
+trial's own model (trained on the training split), each refit member (train + validation), their plain mean
+and their Caruana-weighted mixture, plus the same two mixtures of the source trial models, which separates
+the gain of ensembling from the gain of refitting on more rows.
+
+Without one, the refit members cannot be scored honestly (they trained on the validation rows), so the
+figures are those of the trial models' stored validation predictions (which never saw those rows), the
+same numbers ``ensemble.json`` records.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from yieldtune.ensemble.selection import r2_score
+from yieldtune.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from yieldtune.study.spec import StudySpec
+
+
+def _round(x: float | None, nd: int = 6) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), nd)
+
+
+def build_if_needed(spec: "StudySpec", storage_url: str, *, device: str, log: Callable[[str], None]) -> Path:
+    """Finish the refits and build ``<artifact_dir>/ensemble`` unless it is already there (as ``tune ensemble``)."""
+    from yieldtune.ensemble.auto import ensure_ensemble
+    from yieldtune.ensemble.refit import enqueue_refits, run_refit_worker
+
+    enqueue_refits(spec, storage_url)
+    run_refit_worker(spec, storage_url, device, build=False, log=log)
+    return ensure_ensemble(spec, storage_url)
+
+
+def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", batch_size: int = 256,
+                   log: Callable[[str], None] = print) -> dict[str, Any]:
+    """One record: r2_best_single, r2_ensemble (Caruana), r2_mean, per-member R², diff and ratio."""
+    from yieldtune.ensemble.auto import holdout_matrix
+    from yieldtune.ensemble.export import load_ensemble, read_json
+    from yieldtune.study.artifacts import artifact_store, download_predictor, download_val_predictions
+    from yieldtune.study.datasets import prepare_folds
+    from yieldtune.study.service import BUDGET_ATTR, best_trial_or_none, load_study, n_finished
+
+    study = load_study(spec, storage_url, heartbeat=False)
+    budget = int(study.user_attrs.get(BUDGET_ATTR) or spec.budget.n_trials)
+    done = n_finished(study)
+    if done < budget:
+        raise ConfigError(f"study {spec.name!r} has {done} of {budget} finished trials; run `tune run "
+                          f"{spec.source}` to meet the budget first")
+    best = best_trial_or_none(study)
+    if best is None:
+        raise ConfigError(f"study {spec.name!r} has no COMPLETE trial: nothing to compare")
+    ens_dir = build_if_needed(spec, storage_url, device=device, log=log)
+    info = read_json(ens_dir / "ensemble.json")
+    tta = int(info.get("tta", 0) or 0)
+    weights_by_trial = {int(k): float(v) for k, v in info["weights_by_trial"].items()}
+    sources = list(weights_by_trial)
+    w_trials = np.array([weights_by_trial[n] for n in sources])
+    w_trials = w_trials / w_trials.sum()
+    store = artifact_store(spec.artifact_dir)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+
+    data = prepare_folds(spec)
+    test = data.test
+    record: dict[str, Any] = {"bench": "ensemble", "study": spec.name, "metric": spec.objective.metric,
+                              "best_trial": best.number, "best_value": _round(best.value), "tta": tta,
+                              "ensemble_dir": str(ens_dir)}
+    if test is not None and test.has_targets and len(test) >= 2:
+        y = np.asarray(test.yields, dtype=np.float64)
+        rxns = list(test.reactions)
+        log(f"scoring {len(sources)} trial model(s) and the ensemble's members on {len(y)} test rows")
+
+        def predict(predictor) -> np.ndarray:
+            mean, _ = predictor.predict(rxns, tta=tta, batch_size=batch_size)
+            return np.asarray(mean, dtype=np.float64)
+
+        with tempfile.TemporaryDirectory(prefix="yt-bench-") as tmp:
+            trial_pred = {n: predict(download_predictor(study, trials[n], Path(tmp) / f"trial{n}", store=store,
+                                                        device=device))
+                          for n in dict.fromkeys([best.number, *sources])}
+        ens = load_ensemble(ens_dir, device=device)
+        member_pred = np.column_stack([predict(m.predictor) for m in ens.members])
+        w = ens.weights
+        trials_matrix = np.column_stack([trial_pred[n] for n in sources])
+        members = [{"name": m.name, "trial": m.trial_number, "seed": m.seed, "weight": _round(float(wi)),
+                    "r2": _round(r2_score(y, member_pred[:, j]))}
+                   for j, (m, wi) in enumerate(zip(ens.members, w))]
+        record.update({
+            "eval": "test", "n_eval": len(y),
+            "r2_best_single": r2_score(y, trial_pred[best.number]),
+            "r2_ensemble": r2_score(y, member_pred @ w),
+            "r2_mean": r2_score(y, member_pred.mean(axis=1)),
+            "r2_best_member": max(r2_score(y, member_pred[:, j]) for j in range(member_pred.shape[1])),
+            "r2_trials_caruana": r2_score(y, trials_matrix @ w_trials),
+            "r2_trials_mean": r2_score(y, trials_matrix.mean(axis=1)),
+            "members": members,
+            "trials": [{"trial": n, "weight": _round(float(wt)), "r2": _round(r2_score(y, trial_pred[n]))}
+                       for n, wt in zip(sources, w_trials)],
+        })
+    else:
+        log(f"no labelled test split: scoring the trial models' validation predictions "
+            f"(refit members trained on those rows and are not scored)")
+        numbers = list(dict.fromkeys([best.number, *sources]))
+        frames = [download_val_predictions(study, trials[n], store=store) for n in numbers]
+        _, y, preds = holdout_matrix(frames, [f"trial {n}" for n in numbers])
+        col = {n: preds[:, j] for j, n in enumerate(numbers)}
+        trials_matrix = np.column_stack([col[n] for n in sources])
+        record.update({
+            "eval": "validation", "n_eval": len(y),
+            "r2_best_single": r2_score(y, col[best.number]),
+            "r2_ensemble": r2_score(y, trials_matrix @ w_trials),
+            "r2_mean": r2_score(y, trials_matrix.mean(axis=1)),
+            "r2_best_member": max(r2_score(y, col[n]) for n in sources),
+            "members": [{"name": f"trial{n}", "trial": n, "seed": None, "weight": _round(float(wt)),
+                         "r2": _round(r2_score(y, col[n]))} for n, wt in zip(sources, w_trials)],
+            "note": "validation rows, trial models (trained without them); refit members are not scored",
+        })
+    for key in ("r2_best_single", "r2_ensemble", "r2_mean", "r2_best_member", "r2_trials_caruana", "r2_trials_mean"):
+        if key in record:
+            record[key] = _round(record[key])
+    single, ensemble = record["r2_best_single"], record["r2_ensemble"]
+    record["r2_ensemble_minus_best_single"] = None if single is None or ensemble is None else \
+        round(ensemble - single, 6)
+    record["r2_ensemble_over_best_single"] = None if single is None or ensemble is None or single <= 0 else \
+        round(ensemble / single, 4)
+    return record
+
+
+__all__ = ["bench_ensemble", "build_if_needed"]

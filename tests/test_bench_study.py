@@ -1,0 +1,160 @@
+"""`tune bench workers|pruning|ensemble` on a tiny study: real worker processes and SQLite, JSON checked for
+content (budgets met, epochs counted, bench studies cleaned up, finite R²), never for timings."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+STUDY_TOML = """
+name = "{name}"
+[data]
+dataset = "plate.csv"
+{extra_data}
+[validation]
+fraction = 0.25
+seed = 0
+[search_space]
+epochs = 2
+d_model = 16
+n_layers = 1
+n_heads = 2
+ffn_mult = 2.0
+dropout = 0.0
+pooling = "cls"
+lr = {{ low = 0.0005, high = 0.005, log = true }}
+weight_decay = 0.01
+batch_size = 16
+use_augmentation = false
+scheduler = "constant"
+warmup_frac = 0.0
+[sampler]
+type = "random"
+seed = 0
+[pruner]
+type = "median"
+n_startup_trials = 1
+n_warmup_steps = 0
+[budget]
+n_trials = 4
+[storage]
+heartbeat_interval = 1
+grace_period = 5
+[ensemble]
+top_k = 2
+seeds = 1
+auto = false
+"""
+
+
+def write_study(root: Path, name: str, extra_data: str = "") -> Path:
+    path = root / f"{name}.toml"
+    path.write_text(STUDY_TOML.format(name=name, extra_data=extra_data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    from yieldtune.data.synth import write_synthetic_plate
+
+    root = tmp_path_factory.mktemp("bench")
+    write_synthetic_plate(root / "plate.csv", n=56)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _no_env_storage(monkeypatch):
+    monkeypatch.delenv("TUNE_STORAGE", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def tune(*args) -> list[dict]:
+    """Run `tune ...` in-process; return its stdout JSON lines (worker processes write their own logs)."""
+    from yieldtune.cli.main import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def study_names(url: str) -> list[str]:
+    import optuna
+
+    return optuna.get_all_study_names(storage=url)
+
+
+def test_bench_workers_runs_each_jobs_setting_and_cleans_up(root):
+    path = write_study(root, "wk")
+    url = f"sqlite:///{root / 'workers.db'}"
+    lines = tune("bench", "workers", path, "--storage", url, "--jobs", "1", "--jobs", "2", "--n-trials", "3",
+                 "--device", "cpu", "--json")
+    runs, summary = lines[:-1], lines[-1]
+    assert [r["jobs"] for r in runs] == [1, 2]
+    for r in runs:
+        assert r["study"].startswith("wk-bench-j") and r["bench"] == "workers"
+        assert r["finished"] == r["budget"] == 3 and r["failed"] == 0
+        assert r["complete"] >= 1 and r["best_value"] is not None and math.isfinite(r["best_value"])
+        assert r["trials_per_minute"] > 0 and r["wall_seconds"] > 0
+        assert 3 <= r["epochs_trained"] <= 6  # 2 epochs per trial at most, at least one each
+        assert r["sampler_seed"] == 0 and r["device"] == "cpu"
+    assert runs[0]["threads_per_worker"] >= runs[1]["threads_per_worker"]  # cores divided between workers
+    assert summary["summary"] is True and summary["baseline_jobs"] == 1 and summary["jobs"] == 2
+    assert summary["trials_per_minute_ratio"] > 0
+    assert study_names(url) == []  # bench studies deleted
+
+
+def test_bench_pruning_counts_epochs_with_and_without_pruner(root):
+    path = write_study(root, "pr")
+    lines = tune("bench", "pruning", path, "--n-trials", "3", "--device", "cpu", "--json")
+    with_p, without, summary = lines
+    assert with_p["pruner"] == "median" and without["pruner"] == "none"
+    assert with_p["finished"] == without["finished"] == 3
+    assert without["pruned"] == 0 and without["complete"] == 3
+    assert without["epochs_trained"] == 3 * 2 == without["intermediate_values"]
+    assert with_p["complete"] * 2 + with_p["pruned"] <= with_p["epochs_trained"] <= without["epochs_trained"]
+    assert summary["epochs_with"] == with_p["epochs_trained"] and summary["epochs_without"] == 6
+    assert 0 < summary["epochs_ratio"] <= 1
+    assert math.isfinite(summary["best_diff"])
+    assert study_names(f"sqlite:///{root / 'pr.db'}") == []
+
+
+def test_bench_ensemble_builds_and_scores_on_test_then_validation(root):
+    path = write_study(root, "ens", "train_rows = 40")
+    path.write_text(path.read_text().replace('type = "median"', 'type = "none"').replace("n_startup_trials = 1\nn_warmup_steps = 0\n", ""))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    run = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "run", str(path), "-j", "1", "--device", "cpu",
+                          "--no-live", "--n-trials", "3"], cwd=root, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ens_dir = root / "artifacts" / "ens" / "ensemble"
+    assert not ens_dir.exists()  # auto = false: the bench builds it
+
+    (rec,) = tune("bench", "ensemble", path, "--json")
+    assert (ens_dir / "ensemble.json").is_file()
+    assert rec["eval"] == "test" and rec["n_eval"] == 16
+    for key in ("r2_best_single", "r2_ensemble", "r2_mean", "r2_best_member", "r2_trials_caruana",
+                "r2_trials_mean", "r2_ensemble_minus_best_single"):
+        assert isinstance(rec[key], float) and math.isfinite(rec[key]), key
+    assert len(rec["members"]) == 2 and abs(sum(m["weight"] for m in rec["members"]) - 1) < 1e-6
+    assert all(math.isfinite(m["r2"]) for m in rec["members"])
+    assert rec["r2_ensemble_minus_best_single"] == pytest.approx(rec["r2_ensemble"] - rec["r2_best_single"], abs=1e-5)
+
+    # the same study read without its test split: scored on the trial models' validation predictions
+    no_test = root / "ens_val" / "ens.toml"
+    no_test.parent.mkdir()
+    no_test.write_text(path.read_text().replace(
+        'dataset = "plate.csv"', f'dataset = "{root / "plate.csv"}"').replace("train_rows = 40", "max_rows = 40")
+        + f'[artifacts]\ndir = "{root / "artifacts" / "ens"}"\n')
+    (val,) = tune("bench", "ensemble", no_test, "--storage", f"sqlite:///{root / 'ens.db'}", "--json")
+    assert val["eval"] == "validation" and val["n_eval"] == 10
+    info = json.loads((ens_dir / "ensemble.json").read_text())
+    assert val["r2_ensemble"] == pytest.approx(info["r2_ensemble"], abs=1e-5)
+    assert val["r2_mean"] == pytest.approx(info["r2_mean"], abs=1e-5)
+    assert val["r2_best_single"] <= info["r2_best_member"] + 1e-6
