@@ -76,6 +76,9 @@ def test_defaults_and_paths(tmp_path, monkeypatch):
     (MINIMAL + "[fixed.model]\nd_model = 64\n", "fixed.model.d_model is also searched"),
     (MINIMAL + "[fixed.model]\nwidth = 64\n", "fixed.model.width: unknown key"),
     (MINIMAL + "[[warm_start.configs]]\nnope = 1\n", "warm_start.configs[0].nope: not a searched parameter"),
+    (MINIMAL + '[artifacts]\nurl = "/data/artifacts"\n', "artifacts.url: must look like s3://bucket"),
+    (MINIMAL + '[artifacts]\nurl = "s3:///prefix"\n', "artifacts.url: must look like s3://bucket"),
+    (MINIMAL + '[artifacts]\nendpoint_url = "http://minio:9000"\n', "endpoint_url is only used with url"),
 ])
 def test_bad_study_files_name_file_and_key(tmp_path, body, needle):
     path = _write(tmp_path, body)
@@ -218,3 +221,28 @@ def test_parse_study_spec_from_dict():
     spec = parse_study_spec({"name": "d", "data": {"dataset": "synthetic"}, "objective": {"metric": "rmse"}},
                             source="<dict>")
     assert spec.direction == "minimize" and spec.path is None
+
+
+def test_artifact_store_is_the_file_system_by_default_and_s3_needs_boto3(tmp_path):
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from yieldtune.study.artifacts import artifact_store_for
+
+    spec = load_study_spec(_write(tmp_path, MINIMAL))
+    store = artifact_store_for(spec)
+    assert isinstance(store, FileSystemArtifactStore) and spec.artifact_dir.is_dir()
+    assert isinstance(artifact_store_for(spec, tmp_path / "elsewhere"), FileSystemArtifactStore)
+    s3 = load_study_spec(_write(tmp_path, MINIMAL + '[artifacts]\nurl = "s3://bucket/runs"\n'
+                                                    'endpoint_url = "http://127.0.0.1:9000"\n', "s3.toml"))
+    assert (s3.artifacts.url, s3.artifacts.endpoint_url) == ("s3://bucket/runs", "http://127.0.0.1:9000")
+    assert s3.artifact_dir == tmp_path.resolve() / "artifacts" / "t"  # the ensemble and cache stay local
+    try:
+        import boto3  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match=r"s3://bucket/runs.*needs boto3: pip install 'yieldtune\[s3\]'"):
+            artifact_store_for(s3)
+    else:
+        from optuna.artifacts import Boto3ArtifactStore
+
+        store = artifact_store_for(s3)  # no network until something is read or written
+        assert isinstance(getattr(store, "store", store), Boto3ArtifactStore) and store.prefix == "runs/"

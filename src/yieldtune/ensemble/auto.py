@@ -115,7 +115,7 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
     """Weight the completed refits and write ``<artifact_dir>/ensemble/`` atomically."""
     import pandas as pd
 
-    from yieldtune.study.artifacts import artifact_store, download_predictor_dir, download_val_predictions
+    from yieldtune.study.artifacts import artifact_store_for, download_predictor_dir, download_val_predictions
     from yieldtune.study.service import load_study
 
     refit = load_refit_study(spec, storage_url, storage)
@@ -127,7 +127,7 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
         raise ConfigError(f"study {spec.name!r}: {n_done} of {len(state.pairs)} refits done; "
                           f"run `tune worker` or `tune ensemble {spec.name}` to finish them")
     main = load_study(spec, storage_url)
-    store = artifact_store(spec.artifact_dir)
+    store = artifact_store_for(spec)
     trials = {t.number: t for t in main.get_trials(deepcopy=False)}
     sources: list[int] = []
     for entry in state.plan:

@@ -423,10 +423,10 @@ def _single_trial_dir(spec, study, trial, tmp: Path) -> tuple[dict, Path, Any]:
     """A one-member ensemble from the best trial (used before any ensemble was built)."""
     import pandas as pd
 
-    from yieldtune.study.artifacts import artifact_store, download_predictor_dir, download_val_predictions
+    from yieldtune.study.artifacts import artifact_store_for, download_predictor_dir, download_val_predictions
     from yieldtune.ensemble.selection import r2_score
 
-    store = artifact_store(spec.artifact_dir)
+    store = artifact_store_for(spec)
     name = f"trial{trial.number}"
     src = download_predictor_dir(study, trial, tmp / name, store=store)
     val = download_val_predictions(study, trial, store=store)

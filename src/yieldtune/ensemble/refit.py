@@ -121,10 +121,10 @@ def enqueue_refits(spec: "StudySpec", storage_url: str, storage=None) -> "optuna
         except optuna.exceptions.DuplicatedStudyError:
             refit = load_refit_study(spec, storage_url, storage)
         else:
-            from yieldtune.study.artifacts import ARTIFACT_DIR_ATTR
+            from yieldtune.study.artifacts import record_artifact_location
 
             refit.set_user_attr("source_study", spec.name)
-            refit.set_user_attr(ARTIFACT_DIR_ATTR, str(spec.artifact_dir))
+            record_artifact_location(refit, spec)
             _enqueue_plan(refit, plan)
             refit.set_user_attr(PLAN_ATTR, plan)  # last: its presence means the queue is complete
             log.info("queued %d refits for study %s", len(plan), spec.name)
@@ -255,7 +255,7 @@ def _make_objective(spec: "StudySpec", refit: "optuna.Study", device: str, get_d
             trial.set_user_attr("skipped", reason)
             summary.skipped += 1
             raise optuna.TrialPruned(reason)
-        from yieldtune.study.artifacts import artifact_store, upload_predictor
+        from yieldtune.study.artifacts import artifact_store_for, upload_predictor
         from yieldtune.train.trainer import Trainer
 
         import os
@@ -267,7 +267,7 @@ def _make_objective(spec: "StudySpec", refit: "optuna.Study", device: str, get_d
         trial.set_user_attr("pid", os.getpid())
         trial.set_user_attr("device", device)
         result = Trainer(config, device=device, cache_dir=spec.cache_dir).fit(get_data(), None)
-        upload_predictor(artifact_store(spec.artifact_dir), trial, result.predictor)
+        upload_predictor(artifact_store_for(spec), trial, result.predictor)
         last = result.history[-1]
         trial.set_user_attr("epochs", len(result.history))
         summary.done += 1

@@ -79,13 +79,15 @@ def serve_dashboard(target: StudyTarget, *, host: str = "127.0.0.1", port: int =
 
     Blocks until interrupted. Binds to loopback unless ``host`` says otherwise: the dashboard has no login.
     """
-    from optuna.artifacts import FileSystemArtifactStore
     from optuna_dashboard import run_server
 
+    from yieldtune.study.artifacts import artifact_store, artifact_store_for
+
     store = None
-    if target.artifact_dir is not None:
-        target.artifact_dir.mkdir(parents=True, exist_ok=True)
-        store = FileSystemArtifactStore(str(target.artifact_dir))
+    if target.spec is not None:
+        store = artifact_store_for(target.spec, target.artifact_dir)
+    elif target.artifact_dir is not None:
+        store = artifact_store(target.artifact_dir)
     storage = target.storage()
     target.load(storage)  # fail with a one-line error now rather than serve an empty dashboard
     run_server(storage, host=host, port=port, artifact_store=store)

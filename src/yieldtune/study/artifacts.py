@@ -2,8 +2,14 @@
 
 Each COMPLETE trial uploads a zip of its ``YieldPredictor.save()`` directory and a CSV ``id,y_true,y_pred``
 of its validation predictions; the artifact ids go to the trial's user attributes ``artifact:model`` and
-``artifact:val_predictions``. The store's folder is recorded on the study (user attribute
-``yieldtune:artifact_dir``), so anything holding the study can find the files again.
+``artifact:val_predictions``. The store's location is recorded on the study (user attributes
+``yieldtune:artifact_dir`` and, for S3, ``yieldtune:artifact_url``), so anything holding the study can find
+the files again.
+
+The store is Optuna's ``FileSystemArtifactStore`` under the study's artifact folder unless the study file
+says ``[artifacts] url = "s3://bucket/prefix"`` (``Boto3ArtifactStore``; credentials the usual boto3 way,
+``endpoint_url`` for MinIO and other S3-compatible servers). Either way the local artifact folder still holds
+what is not a trial file: the built ensemble (``<artifact_dir>/ensemble``), the augmentation cache and logs.
 """
 
 from __future__ import annotations
@@ -17,16 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from yieldtune.errors import ModelFileError, StorageError
+from yieldtune.errors import ConfigError, ModelFileError, StorageError
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
     from yieldtune.model.predictor import YieldPredictor
+    from yieldtune.study.spec import StudySpec
 
 MODEL_ATTR = "artifact:model"
 VAL_PRED_ATTR = "artifact:val_predictions"
 ARTIFACT_DIR_ATTR = "yieldtune:artifact_dir"
+ARTIFACT_URL_ATTR = "yieldtune:artifact_url"
 
 
 def artifact_store(directory: str | os.PathLike):
@@ -38,8 +46,58 @@ def artifact_store(directory: str | os.PathLike):
     return FileSystemArtifactStore(str(path))
 
 
+class _KeyPrefixStore:
+    """An artifact store that keeps another's objects under ``prefix/``: Boto3ArtifactStore has no prefix."""
+
+    def __init__(self, store, prefix: str):
+        self.store, self.prefix = store, prefix.strip("/") + "/"
+
+    def open_reader(self, artifact_id: str):
+        return self.store.open_reader(self.prefix + artifact_id)
+
+    def write(self, artifact_id: str, content_body) -> None:
+        self.store.write(self.prefix + artifact_id, content_body)
+
+    def remove(self, artifact_id: str) -> None:
+        self.store.remove(self.prefix + artifact_id)
+
+
+def s3_artifact_store(url: str, endpoint_url: str | None = None):
+    """Optuna's ``Boto3ArtifactStore`` for ``s3://bucket[/prefix]``; ConfigError when boto3 is not installed."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    try:
+        import boto3
+    except ImportError:
+        raise ConfigError(f"artifacts.url {url!r} needs boto3: pip install 'yieldtune[s3]'") from None
+    from optuna.artifacts import Boto3ArtifactStore
+
+    store = Boto3ArtifactStore(bucket, client=boto3.client("s3", endpoint_url=endpoint_url))
+    return _KeyPrefixStore(store, prefix) if prefix.strip("/") else store
+
+
+def artifact_store_for(spec: "StudySpec", directory: str | os.PathLike | None = None):
+    """The one place a study's trial-artifact store is made: S3 when the study file names a url, else the
+    file system under ``directory`` (default: the study's artifact folder)."""
+    if spec.artifacts.url:
+        return s3_artifact_store(spec.artifacts.url, spec.artifacts.endpoint_url)
+    return artifact_store(directory or spec.artifact_dir)
+
+
+def record_artifact_location(study: "optuna.Study", spec: "StudySpec") -> None:
+    """Write where ``spec`` keeps artifacts onto ``study`` (for :func:`store_for_study`), if it changed."""
+    attrs = study.user_attrs
+    if attrs.get(ARTIFACT_DIR_ATTR) != str(spec.artifact_dir):
+        study.set_user_attr(ARTIFACT_DIR_ATTR, str(spec.artifact_dir))
+    url = {"url": spec.artifacts.url, "endpoint_url": spec.artifacts.endpoint_url} if spec.artifacts.url else None
+    if attrs.get(ARTIFACT_URL_ATTR) != url:
+        study.set_user_attr(ARTIFACT_URL_ATTR, url)
+
+
 def store_for_study(study: "optuna.Study", directory: str | os.PathLike | None = None):
-    """The artifact store of ``study`` (the folder recorded at creation unless ``directory`` is given)."""
+    """The artifact store of ``study`` (the location recorded at creation unless ``directory`` is given)."""
+    s3 = study.user_attrs.get(ARTIFACT_URL_ATTR)
+    if directory is None and s3:
+        return s3_artifact_store(s3["url"], s3.get("endpoint_url"))
     directory = directory or study.user_attrs.get(ARTIFACT_DIR_ATTR)
     if not directory:
         raise StorageError(f"study {study.study_name!r} has no artifact folder recorded; pass it explicitly")
@@ -165,6 +223,7 @@ def download_val_predictions(study: "optuna.Study", trial_or_artifact_id, *, sto
         return pd.read_csv(io.StringIO(path.read_text()), dtype={"id": str})
 
 
-__all__ = ["MODEL_ATTR", "VAL_PRED_ATTR", "ARTIFACT_DIR_ATTR", "artifact_store", "store_for_study",
+__all__ = ["MODEL_ATTR", "VAL_PRED_ATTR", "ARTIFACT_DIR_ATTR", "ARTIFACT_URL_ATTR", "artifact_store",
+           "artifact_store_for", "s3_artifact_store", "record_artifact_location", "store_for_study",
            "upload_predictor", "upload_val_predictions", "download_predictor", "download_predictor_dir",
            "download_val_predictions", "predictions_csv"]

@@ -14,7 +14,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from yieldtune.errors import ConfigError, StorageError
-from yieldtune.study.artifacts import ARTIFACT_DIR_ATTR
+from yieldtune.study.artifacts import record_artifact_location
 from yieldtune.study.pruners import build_pruner
 from yieldtune.study.samplers import build_sampler
 from yieldtune.study.spec import StudySpec
@@ -86,8 +86,7 @@ def create_or_load_study(spec: StudySpec, storage_url, *, n_trials: int | None =
     if SPEC_ATTR not in attrs:
         study.set_user_attr(SPEC_ATTR, json.loads(spec.model_dump_json()))
         study.set_user_attr(FILE_ATTR, str(spec.path) if spec.path else None)
-    if attrs.get(ARTIFACT_DIR_ATTR) != str(spec.artifact_dir):
-        study.set_user_attr(ARTIFACT_DIR_ATTR, str(spec.artifact_dir))
+    record_artifact_location(study, spec)
     if n_trials is not None:
         study.set_user_attr(BUDGET_ATTR, int(n_trials))
     if not attrs.get(WARM_ATTR):

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from yieldtune.config import RunConfig, read_toml, validate_config
 from yieldtune.data.table import DataSpec
@@ -189,13 +189,34 @@ class StorageSpec(_Strict):
 
 
 class ArtifactsSpec(_Strict):
+    """Where trial files go: the local folder ``dir``, or S3 when ``url`` is set.
+
+    With ``url`` only the trial artifacts (models, validation predictions) go to S3; the built ensemble
+    (``<dir>/ensemble``), the augmentation cache and logs stay on local disk under ``dir``.
+    """
+
     dir: str | None = Field(None, description="default: <study dir>/artifacts/<name>")
     cache_dir: str | None = Field(None, description="augmentation cache; default: <artifact dir parent>/cache")
+    url: str | None = Field(None, description="s3://bucket[/prefix]: trial artifacts in S3 (needs yieldtune[s3])")
+    endpoint_url: str | None = Field(None, description="S3-compatible server (MinIO, ...); default: AWS")
 
     @model_validator(mode="before")
     @classmethod
     def _dir_shorthand(cls, data: Any) -> Any:
         return {"dir": data} if isinstance(data, str) else data
+
+    @field_validator("url")
+    @classmethod
+    def _s3_url(cls, url: str | None) -> str | None:
+        if url is not None and (not url.startswith("s3://") or not url.removeprefix("s3://").split("/")[0]):
+            raise ValueError(f"must look like s3://bucket or s3://bucket/prefix, not {url!r}")
+        return url
+
+    @model_validator(mode="after")
+    def _endpoint_needs_url(self) -> "ArtifactsSpec":
+        if self.endpoint_url and not self.url:
+            raise ValueError("endpoint_url is only used with url = \"s3://...\"")
+        return self
 
 
 class FromStudySpec(_Strict):

@@ -129,7 +129,7 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
     import optuna
     from optuna.trial import TrialState
 
-    from yieldtune.study.artifacts import artifact_store
+    from yieldtune.study.artifacts import artifact_store_for
     from yieldtune.study.datasets import prepare_folds
     from yieldtune.study.objective import StudyObjective, WorkerInfo
     from yieldtune.study.samplers import build_sampler
@@ -158,7 +158,7 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
         # the budget `tune run` recorded on the study wins over the file, so late joiners agree with it
         budget = int(n_trials or study.user_attrs.get(BUDGET_ATTR) or spec.budget.n_trials)
         data = prepare_folds(spec)
-        store = artifact_store(spec.artifact_dir)
+        store = artifact_store_for(spec)
         stop.interruptible = True
         stop.check()
         objective = StudyObjective(spec, spec.search(), data, device=device,
