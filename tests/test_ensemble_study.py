@@ -9,17 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-STUDY_TOML = """
-name = "{name}"
-[data]
-dataset = "plate.csv"
-[validation]
-fraction = 0.25
-seed = 0
+from studyfiles import run_tune, study_toml, tune_argv, tune_env
+
+SEARCH_SPACE = """
 [search_space]
 epochs = 2
 d_model = 16
@@ -28,42 +23,14 @@ n_heads = 2
 ffn_mult = 2.0
 dropout = 0.0
 pooling = "cls"
-lr = {{ low = 0.0005, high = 0.005, log = true }}
+lr = { low = 0.0005, high = 0.005, log = true }
 weight_decay = 0.01
 batch_size = 16
 use_augmentation = false
 scheduler = "constant"
 warmup_frac = 0.0
 grad_clip = 1.0
-[sampler]
-type = "random"
-seed = 0
-[pruner]
-type = "none"
-[budget]
-n_trials = 3
-[storage]
-heartbeat_interval = 1
-grace_period = 3
-max_retry = 3
-[ensemble]
-top_k = 2
-seeds = 2
 """
-
-
-def _env() -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    env.pop("TUNE_STORAGE", None)
-    return env
-
-
-def tune(*args, cwd: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", *map(str, args)], cwd=cwd, env=_env(),
-                          capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"tune {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +41,9 @@ def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     write_synthetic_plate(root / "plate.csv", n=48)
     path = root / "tiny.toml"
-    path.write_text(STUDY_TOML.format(name="tiny"))
-    run = tune("run", path, "-j", "2", "--device", "cpu", "--no-live", cwd=root)
+    path.write_text(study_toml("tiny", search_space=SEARCH_SPACE, n_trials=3, max_retry=3,
+                               ensemble="top_k = 2\nseeds = 2"))
+    run = run_tune("run", path, "-j", "2", "--device", "cpu", "--no-live", cwd=root)
     return root, path, run
 
 
@@ -135,9 +103,8 @@ def test_refits_survive_a_sigkilled_worker(study):
     ens_dir = spec.artifact_dir / "ensemble"
     before = json.loads((ens_dir / "ensemble.json").read_text())
 
-    cmd = [sys.executable, "-m", "yieldtune.cli.main", "ensemble", str(path), "--device", "cpu"]
-    victim = subprocess.Popen(cmd, cwd=root, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True, start_new_session=True)
+    victim = subprocess.Popen(tune_argv("ensemble", path, "--device", "cpu"), cwd=root, env=tune_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     killed_trial = None
     deadline = time.monotonic() + 120
     try:
@@ -160,7 +127,7 @@ def test_refits_survive_a_sigkilled_worker(study):
     assert killed_trial is not None, f"never caught the victim during a refit:\n{victim.stderr.read()[-2000:]}"
     assert victim.returncode == -signal.SIGKILL
 
-    survivor = tune("ensemble", path, "--device", "cpu", "--json", cwd=root, timeout=240)
+    survivor = run_tune("ensemble", path, "--device", "cpu", "--json", cwd=root, timeout=240)
     out = json.loads(survivor.stdout.strip().splitlines()[-1])
     assert len(out["members"]) == 4
     refit = optuna.load_study(study_name=refit_study_name("tiny"), storage=storage)
@@ -184,7 +151,7 @@ def test_export_reloads_in_fresh_process_exactly(study, tmp_path):
     inp.write_text("\n".join(",".join(c for i, c in enumerate(r) if i != k)  # drop the Yield column
                              for r in [header, *rows]) + "\n")
     out = tmp_path / "export"
-    tune("export-best", path, "--out", out, "--predict", inp, "--submission", cwd=root)
+    run_tune("export-best", path, "--out", out, "--predict", inp, "--submission", cwd=root)
     names = {p.name for p in out.iterdir()}
     assert {"members", "ensemble.json", "metrics.json", "best_params.json", "MODEL_CARD.md", "manifest.json",
             "predictions.csv", "submission.csv", "holdout_predictions.csv"} <= names
@@ -205,19 +172,19 @@ def test_export_reloads_in_fresh_process_exactly(study, tmp_path):
         "assert np.array_equal(stored['yield_pred'].to_numpy(), fp.mean.astype(np.float64)), 'mean differs'\n"
         "assert np.array_equal(stored['yield_std'].to_numpy(), fp.std.astype(np.float64)), 'std differs'\n"
         "print('EXACT')\n")
-    proc = subprocess.run([sys.executable, "-c", script, str(out), str(inp)], env=_env(), capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", script, str(out), str(inp)], env=tune_env(), capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and "EXACT" in proc.stdout, proc.stderr[-2000:]
 
     # a second export into the non-empty directory is refused in one line
-    again = tune("export-best", path, "--out", out, cwd=root, check=False)
+    again = run_tune("export-best", path, "--out", out, cwd=root, check=False)
     assert again.returncode != 0 and again.stderr.strip().startswith("error:")
     assert len(again.stderr.strip().splitlines()) == 1 and "--force" in again.stderr
 
     # tampering with one member file is refused on load
     cfg = next((out / "members").iterdir()) / "config.json"
     cfg.write_text(cfg.read_text().replace('"target_std"', '"target_std" ', 1))
-    bad = tune("predict", out, inp, "--out", tmp_path / "p.csv", cwd=root, check=False)
+    bad = run_tune("predict", out, inp, "--out", tmp_path / "p.csv", cwd=root, check=False)
     assert bad.returncode == 2 and "SHA-256" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -228,7 +195,7 @@ def test_export_before_any_ensemble_takes_the_best_trial_with_a_note(study, tmp_
     hidden = ens_dir.with_name("ensemble.hidden")
     ens_dir.rename(hidden)
     try:
-        proc = tune("export-best", path, "--out", tmp_path / "single", cwd=root)
+        proc = run_tune("export-best", path, "--out", tmp_path / "single", cwd=root)
     finally:
         hidden.rename(ens_dir)
     assert "no ensemble has been built" in proc.stderr

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-
-def _env() -> dict:
-    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-
-
-def tune(*args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "yieldtune.cli.main", *map(str, args)], cwd=cwd, env=_env(),
-                          capture_output=True, text=True, timeout=timeout)
+from studyfiles import run_tune
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +46,14 @@ def test_invalid_rows_are_listed_and_fail_without_skip(model_dir, tmp_path):
     model, plate = model_dir
     inp = _with_bad_rows(plate, tmp_path / "in.csv")
     out = tmp_path / "out.csv"
-    proc = tune("predict", model, inp, "--out", out, cwd=tmp_path)
+    proc = run_tune("predict", model, inp, "--out", out, cwd=tmp_path, check=False)
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip().splitlines()
     assert any("row 4" in l and "Reactant1" in l for l in err) and any("row 7" in l and "Solvent" in l for l in err)
     assert err[-1].startswith("error:") and "Traceback" not in proc.stderr
     assert not out.exists()  # nothing half-written
 
-    proc = tune("predict", model, inp, "--out", out, "--skip-invalid", "--tta", "2", cwd=tmp_path)
+    proc = run_tune("predict", model, inp, "--out", out, "--skip-invalid", "--tta", "2", cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "row 4" in proc.stderr and "row 7" in proc.stderr
     with out.open() as fh:
@@ -84,7 +74,7 @@ def test_same_predictions_as_the_library(model_dir, tmp_path):
 
     model, plate = model_dir
     out = tmp_path / "p.csv"
-    assert tune("predict", model, plate, "--out", out, cwd=tmp_path).returncode == 0
+    run_tune("predict", model, plate, "--out", out, cwd=tmp_path)  # fails the test on a non-zero exit
     got = np.array([float(r["yield_pred"]) for r in csv.DictReader(out.open())])
     mean, std = load_ensemble(model).predict(load_reactions(plate).reactions)
     assert np.array_equal(got, mean.astype(np.float64)) and not std.any()
@@ -94,7 +84,8 @@ def test_submission_matches_competition_format(model_dir, tmp_path, shared_data)
     model, _ = model_dir
     test_file = shared_data / "aichem2024" / "round1_test_data.csv"
     sub = tmp_path / "submission.csv"
-    proc = tune("predict", model, test_file, "--out", tmp_path / "p.csv", "--submission", sub, cwd=tmp_path)
+    proc = run_tune("predict", model, test_file, "--out", tmp_path / "p.csv", "--submission", sub, cwd=tmp_path,
+                    check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = sub.read_text().splitlines()
     assert lines[0] == "rxnid,Yield"
@@ -109,5 +100,5 @@ def test_submission_matches_competition_format(model_dir, tmp_path, shared_data)
 def test_refuses_a_model_dir_that_is_not_one(tmp_path, model_dir):
     _, plate = model_dir
     (tmp_path / "empty").mkdir()
-    proc = tune("predict", tmp_path / "empty", plate, "--out", tmp_path / "x.csv", cwd=tmp_path)
+    proc = run_tune("predict", tmp_path / "empty", plate, "--out", tmp_path / "x.csv", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and len(proc.stderr.strip().splitlines()) == 1

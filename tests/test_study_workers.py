@@ -7,10 +7,8 @@ shared budget, unique trial numbers, pruning, heartbeat failure + retry, clean s
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -19,6 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from studyfiles import run_tune, study_toml, tune_argv, tune_env
 from yieldtune.study.service import create_or_load_study, load_study
 from yieldtune.study.spec import load_study_spec
 
@@ -57,48 +56,17 @@ def make_study(tmp_path: Path, *, name: str = "tiny", n_trials: int = 5, epochs:
     # noisy tiny search some trial is pruned once one has completed
     pruner = pruner or ('type = "percentile"\npercentile = 0.0\nn_startup_trials = 1\nn_warmup_steps = 0\n'
                         'interval_steps = 1\nn_min_trials = 1')
-    body = textwrap.dedent(f"""
-        name = "{name}"
-        [data]
-        dataset = "plate.csv"
-        [validation]
-        fraction = 0.25
-        seed = 0
-        [sampler]
-        type = "random"
-        seed = 7
-        [pruner]
-        {{pruner}}
-        [budget]
-        n_trials = {n_trials}
-        [storage]
-        heartbeat_interval = 1
-        grace_period = 3
-        max_retry = 2
-        [ensemble]
-        auto = false
-    """).replace("{pruner}", pruner) + TINY_SPACE.format(epochs=epochs) + textwrap.dedent(extra)
+    body = study_toml(name, n_trials=n_trials, sampler_seed=7, pruner=pruner,
+                      search_space=TINY_SPACE.format(epochs=epochs) + textwrap.dedent(extra))
     path = tmp_path / f"{name}.toml"
     path.write_text(body)
     return path
 
 
-def tune(*args: str) -> list[str]:
-    return [sys.executable, "-m", "yieldtune.cli.main", *args]
-
-
-def _env(storage: str | None = None) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    env.pop("TUNE_STORAGE", None)
-    if storage:
-        env["TUNE_STORAGE"] = storage
-    return env
-
-
 def start_worker(study_file: Path, storage: str, worker_id: str, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(tune("worker", str(study_file), "--worker-id", worker_id, "--threads", "1",
+    return subprocess.Popen(tune_argv("worker", str(study_file), "--worker-id", worker_id, "--threads", "1",
                                  "--device", "cpu", *extra),
-                            env=_env(storage), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=tune_env(storage), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def wait_for_training_trial(study: optuna.Study, worker_id: str, proc: subprocess.Popen, timeout: float = 120):
@@ -111,6 +79,15 @@ def wait_for_training_trial(study: optuna.Study, worker_id: str, proc: subproces
                 return t
         time.sleep(0.2)
     raise AssertionError(f"worker {worker_id} never got a trial into training")
+
+
+def worker_mid_trial(tmp_path: Path, name: str, *, n_trials: int, worker_id: str):
+    """A SQLite study of long (30-epoch) trials and one worker process caught in the middle of one of them."""
+    storage = f"sqlite:///{tmp_path / f'{name}.db'}"
+    study_file = make_study(tmp_path, name=name, n_trials=n_trials, epochs=30, pruner='type = "none"')
+    study = create_or_load_study(load_study_spec(study_file), storage)
+    proc = start_worker(study_file, storage, worker_id)
+    return study_file, storage, study, proc, wait_for_training_trial(study, worker_id, proc)
 
 
 def check_budget_met(study: optuna.Study, budget: int) -> list:
@@ -134,8 +111,8 @@ def test_tune_run_two_workers_share_budget_exactly(tmp_path, request, backend):
                "postgres": lambda: request.getfixturevalue("pg_url"),
                "mysql": lambda: request.getfixturevalue("mysql_url")}[backend]()
     study_file = make_study(tmp_path, n_trials=5)
-    proc = subprocess.run(tune("run", str(study_file), "-j", "2", "--no-live", "--device", "cpu"),
-                          env=_env(storage), capture_output=True, text=True, timeout=400)
+    proc = run_tune("run", study_file, "-j", "2", "--no-live", "--device", "cpu", storage=storage, check=False,
+                    timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "trials/min" in proc.stderr and "5/5 finished" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -156,12 +133,7 @@ def test_tune_run_two_workers_share_budget_exactly(tmp_path, request, backend):
 
 
 def test_sigkilled_worker_trial_fails_by_heartbeat_and_is_retried(tmp_path):
-    storage = f"sqlite:///{tmp_path / 'kill.db'}"
-    study_file = make_study(tmp_path, name="kill", n_trials=2, epochs=30, pruner='type = "none"')
-    spec = load_study_spec(study_file)
-    study = create_or_load_study(spec, storage)
-    victim = start_worker(study_file, storage, "victim")
-    doomed = wait_for_training_trial(study, "victim", victim)
+    study_file, storage, study, victim, doomed = worker_mid_trial(tmp_path, "kill", n_trials=2, worker_id="victim")
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     doomed = study._storage.get_trial(doomed._trial_id)
@@ -181,12 +153,7 @@ def test_sigkilled_worker_trial_fails_by_heartbeat_and_is_retried(tmp_path):
 
 
 def test_sigterm_ends_running_trial_and_requeues_it(tmp_path):
-    storage = f"sqlite:///{tmp_path / 'term.db'}"
-    study_file = make_study(tmp_path, name="term", n_trials=3, epochs=30, pruner='type = "none"')
-    spec = load_study_spec(study_file)
-    study = create_or_load_study(spec, storage)
-    worker = start_worker(study_file, storage, "w")
-    running = wait_for_training_trial(study, "w", worker)
+    _, _, study, worker, running = worker_mid_trial(tmp_path, "term", n_trials=3, worker_id="w")
     worker.send_signal(signal.SIGTERM)
     out, _ = worker.communicate(timeout=60)
     assert worker.returncode == 128 + signal.SIGTERM, out[-3000:]
@@ -225,8 +192,7 @@ def test_warm_start_runs_listed_configs_first_and_status_json(tmp_path):
     assert "warm_start" not in trials[2].user_attrs
     assert trials[0].user_attrs["config"]["train"]["lr"] == 0.002
 
-    proc = subprocess.run(tune("status", str(study_file), "--json"), env=_env(storage), capture_output=True,
-                          text=True, timeout=120)
+    proc = run_tune("status", study_file, "--json", storage=storage, check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr
     status = json.loads(proc.stdout)
     assert status["counts"]["COMPLETE"] == 3 and status["finished"] == 3 and status["budget"] == 3
@@ -286,7 +252,7 @@ def test_run_and_worker_errors_are_one_line(tmp_path, request):
         cases.append((["worker", str(good)], "mysql+pymysql://root:hunter2pw@127.0.0.1:3306/test",
                       "Access denied"))
     for args, storage, needle in cases:
-        proc = subprocess.run(tune(*args), env=_env(storage), capture_output=True, text=True, timeout=120)
+        proc = run_tune(*args, storage=storage, check=False, timeout=120)
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert proc.returncode == 2, (args, proc.stderr)
         assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], (args, proc.stderr)
@@ -296,8 +262,8 @@ def test_run_and_worker_errors_are_one_line(tmp_path, request):
 def test_tune_run_forwards_sigterm_to_its_workers(tmp_path):
     storage = f"sqlite:///{tmp_path / 'fwd.db'}"
     study_file = make_study(tmp_path, name="fwd", n_trials=4, epochs=30, pruner='type = "none"')
-    runner = subprocess.Popen(tune("run", str(study_file), "-j", "2", "--no-live", "--device", "cpu"),
-                              env=_env(storage), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runner = subprocess.Popen(tune_argv("run", str(study_file), "-j", "2", "--no-live", "--device", "cpu"),
+                              env=tune_env(storage), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     study = None
     while study is None and time.monotonic() < deadline:
