@@ -244,13 +244,19 @@ def test_run_and_worker_errors_are_one_line(tmp_path, request):
         (["run", str(good), "--no-live"], "postgresql+psycopg://postgres:hunter2pw@127.0.0.1:1/x",
          "cannot open storage postgresql+psycopg://postgres:***@127.0.0.1:1/x"),
     ]
+    # every command that reads the study names the driver's reason, not Optuna's generic commit message
+    refused = "cannot open storage postgresql+psycopg://postgres:***@127.0.0.1:1/x: OperationalError: connection failed"
+    cases += [(args, "postgresql+psycopg://postgres:hunter2pw@127.0.0.1:1/x", refused) for args in (
+        ["status", str(good)], ["report", str(good), "--out", str(tmp_path / "report")],
+        ["dashboard", str(good)], ["ensemble", str(good), "--device", "cpu"],
+        ["export-best", str(good), "--out", str(tmp_path / "export")])]
     try:
         mysql_ok = request.getfixturevalue("mysql_url")
     except pytest.skip.Exception:
         mysql_ok = None
     if mysql_ok:
-        cases.append((["worker", str(good)], "mysql+pymysql://root:hunter2pw@127.0.0.1:3306/test",
-                      "Access denied"))
+        cases += [([cmd, str(good)], "mysql+pymysql://root:hunter2pw@127.0.0.1:3306/test", "Access denied")
+                  for cmd in ("worker", "status", "report")]
     for args, storage, needle in cases:
         proc = run_tune(*args, storage=storage, check=False, timeout=120)
         lines = [line for line in proc.stderr.splitlines() if line.strip()]

@@ -22,8 +22,9 @@ def dashboard(study: str, storage: str | None, host: str, port: int, artifact_di
     from yieldtune.study.storage import redact_url
 
     target = resolve_target(study, storage, artifact_dir)
-    click.echo(f"dashboard for {target.name} ({redact_url(target.storage_url)}) on http://{host}:{port}/", err=True)
-    serve_dashboard(target, host=host, port=port)
+    url = f"http://{host}:{port}/"
+    serve_dashboard(target, host=host, port=port, on_ready=lambda: click.echo(
+        f"dashboard for {target.name} ({redact_url(target.storage_url)}) on {url}", err=True))
 
 
 COMMANDS = [dashboard]

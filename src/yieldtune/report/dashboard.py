@@ -74,10 +74,11 @@ def resolve_target(study: str, storage: str | None = None, artifact_dir: Path | 
     return StudyTarget(study, url, Path(artifact_dir) if artifact_dir else None, None)
 
 
-def serve_dashboard(target: StudyTarget, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+def serve_dashboard(target: StudyTarget, *, host: str = "127.0.0.1", port: int = 8080, on_ready=None) -> None:
     """Run optuna-dashboard on the study's storage, with its artifact store so trial files can be browsed.
 
     Blocks until interrupted. Binds to loopback unless ``host`` says otherwise: the dashboard has no login.
+    ``on_ready()`` is called once the study has loaded, so nothing announces a server that never starts.
     """
     from optuna_dashboard import run_server
 
@@ -90,4 +91,6 @@ def serve_dashboard(target: StudyTarget, *, host: str = "127.0.0.1", port: int =
         store = artifact_store(target.artifact_dir)
     storage = target.storage()
     target.load(storage)  # fail with a one-line error now rather than serve an empty dashboard
+    if on_ready is not None:
+        on_ready()
     run_server(storage, host=host, port=port, artifact_store=store)

@@ -165,6 +165,11 @@ def _create_rdb_storage(url: str, create_tables: bool, kwargs: dict[str, Any]):
 
 
 def _reason(err: BaseException, url: str) -> str:
+    from optuna.exceptions import StorageInternalError
+
+    # Optuna wraps the driver's error ("connection refused", "access denied") in a generic commit message
+    while isinstance(err, StorageInternalError) and err.__cause__ is not None:
+        err = err.__cause__
     orig = getattr(err, "orig", None)
     if isinstance(err, ModuleNotFoundError):
         return f"database driver not installed ({err.name}); install it, e.g. pip install 'yieldtune[postgres]'"
