@@ -165,7 +165,8 @@ class Trainer:
                 if bar is not None:
                     bar.start_epoch(epoch, len(rows))
                 model.train()
-                total_loss, seen = 0.0, 0
+                # summed on the device: a float() per step would wait for the GPU every batch
+                total_loss, seen = torch.zeros((), dtype=torch.float32, device=self.device), 0
                 for batch in bucketed_batches(encoded.lengths[rows], tc.batch_size, rng):
                     ids = to_device(encoded.pad(rows[batch], tokenizer.pad_id), self.device)
                     target = y_all[src[batch]].to(self.device, non_blocking=True)
@@ -186,12 +187,12 @@ class Trainer:
                     else:
                         optimizer.step()
                     schedule.step_batch()
-                    total_loss += float(loss.detach()) * len(batch)
+                    total_loss += loss.detach() * len(batch)
                     seen += len(batch)
                     if bar is not None:
                         bar.advance_batch(len(batch))
+                train_loss = float(total_loss) / max(1, seen)  # one sync per epoch, before the clock stops
                 train_seconds = time.perf_counter() - t0
-                train_loss = total_loss / max(1, seen)
                 if not math.isfinite(train_loss):
                     raise FloatingPointError(f"training loss became {train_loss} at epoch {epoch}; lower train.lr")
 
