@@ -45,7 +45,7 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", 
     """One record: r2_best_single, r2_ensemble (Caruana), r2_mean, per-member R², diff and ratio."""
     from yieldtune.ensemble.auto import holdout_matrix
     from yieldtune.ensemble.export import load_ensemble, read_json
-    from yieldtune.study.artifacts import artifact_store, download_predictor, download_val_predictions
+    from yieldtune.study.artifacts import artifact_store_for, download_predictor, download_val_predictions
     from yieldtune.study.datasets import prepare_folds
     from yieldtune.study.service import BUDGET_ATTR, best_trial_or_none, load_study, n_finished
 
@@ -65,7 +65,7 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", 
     sources = list(weights_by_trial)
     w_trials = np.array([weights_by_trial[n] for n in sources])
     w_trials = w_trials / w_trials.sum()
-    store = artifact_store(spec.artifact_dir)
+    store = artifact_store_for(spec)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
 
     data = prepare_folds(spec)
