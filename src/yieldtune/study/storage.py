@@ -77,10 +77,27 @@ def _enable_sqlite_wal(url: str) -> None:
 
 
 def _on_sqlite_connect(dbapi_connection, _record) -> None:
+    # pysqlite opens no transaction before a SELECT, so Optuna's read-check-write (e.g. popping a WAITING
+    # trial) could interleave across processes and hand one trial to two workers. Driver autocommit off
+    # here, and every transaction opened with BEGIN IMMEDIATE (see _on_sqlite_begin), makes each one atomic.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
+
+
+def _on_sqlite_begin(connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _serialize_sqlite_transactions(engine) -> None:
+    """Make every SQLite transaction take the write lock up front (waiting up to the busy timeout)."""
+    import sqlalchemy
+
+    sqlalchemy.event.listen(engine, "connect", _on_sqlite_connect)
+    sqlalchemy.event.listen(engine, "begin", _on_sqlite_begin)
+    engine.dispose()  # connections opened before the listeners existed are not reused
 
 
 def engine_kwargs_for(url: str) -> dict[str, Any]:
@@ -136,7 +153,7 @@ def open_storage(
     except Exception as err:  # driver errors not wrapped by SQLAlchemy (e.g. during schema migration checks)
         raise StorageError(f"cannot open storage {safe}: {_reason(err, url)}") from None
     if url.startswith("sqlite"):
-        sqlalchemy.event.listen(storage.engine, "connect", _on_sqlite_connect)
+        _serialize_sqlite_transactions(storage.engine)
     return storage
 
 
