@@ -10,6 +10,7 @@ never as absolute targets. The bench studies are deleted afterwards unless asked
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -53,14 +54,18 @@ class BenchRun:
     epochs_trained: int
     intermediate_values: int
     epochs_per_minute: float
-    train_seconds_sum: float
+    trial_seconds_sum: float
+    worker_busy_fraction: float  # trial time / (wall time x workers): startup, waiting and storage are the rest
+    load_avg_before: float | None  # 1-minute load average when the run started: other work skews timings
     best_value: float | None
     best_trial: int | None
 
     def record(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("wall_seconds", "trials_per_minute", "epochs_per_minute", "train_seconds_sum"):
-            out[key] = round(out[key], 3)
+        for key in ("wall_seconds", "trials_per_minute", "epochs_per_minute", "trial_seconds_sum",
+                    "worker_busy_fraction", "load_avg_before"):
+            if out[key] is not None:
+                out[key] = round(out[key], 3)
         return out
 
     def line(self) -> str:
@@ -121,6 +126,13 @@ def trial_epochs(trial) -> int:
     return len(trial.intermediate_values)
 
 
+def trial_seconds(trial) -> float:
+    """Start to finish of a finished trial (pruned ones too; ``train_seconds`` exists only for COMPLETE)."""
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return 0.0
+    return (trial.datetime_complete - trial.datetime_start).total_seconds()
+
+
 def _stop_workers(workers, log: Log) -> None:
     """SIGTERM (each worker fails and re-queues its trial), then SIGKILL whatever is still up."""
     for w in workers:
@@ -154,6 +166,7 @@ def run_bench_study(spec: StudySpec, storage_url: str, *, bench: str, label: str
     study = create_or_load_study(spec, storage, n_trials=budget)
     plan = plan_workers(jobs, None, device)
     log(f"{label}: study {spec.name!r}, {jobs} worker(s), budget {budget}; logs in {log_dir}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     t0 = time.monotonic()
     workers = start_workers(spec, storage_url, plan, budget, log_dir=log_dir)
     try:
@@ -173,6 +186,7 @@ def run_bench_study(spec: StudySpec, storage_url: str, *, bench: str, label: str
     finished = counts["COMPLETE"] + counts["PRUNED"]
     epochs = sum(trial_epochs(t) for t in trials)
     minutes = wall / 60.0
+    busy = sum(trial_seconds(t) for t in trials)
     return BenchRun(
         bench=bench, study=spec.name, label=label, jobs=jobs, threads_per_worker=plan[0][1],
         device=plan[0][0], pruner=spec.pruner.type, sampler_seed=spec.sampler.seed, budget=budget,
@@ -180,7 +194,8 @@ def run_bench_study(spec: StudySpec, storage_url: str, *, bench: str, label: str
         wall_seconds=wall, trials_per_minute=finished / minutes if minutes > 0 else 0.0,
         epochs_trained=epochs, intermediate_values=sum(len(t.intermediate_values) for t in trials),
         epochs_per_minute=epochs / minutes if minutes > 0 else 0.0,
-        train_seconds_sum=float(sum(float(t.user_attrs.get("train_seconds") or 0.0) for t in trials)),
+        trial_seconds_sum=busy,
+        worker_busy_fraction=busy / (wall * jobs) if wall > 0 else 0.0, load_avg_before=load,
         best_value=None if best is None else float(best.value), best_trial=None if best is None else best.number,
     )
 
