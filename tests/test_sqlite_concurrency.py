@@ -17,6 +17,8 @@ POP_ALL = textwrap.dedent("""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name="q", storage=open_storage(sys.argv[1], heartbeat=False))
     def objective(trial):
+        if not trial.user_attrs.get("queued"):  # the queue emptied between our look and the pop
+            raise optuna.TrialPruned()
         trial.set_user_attr("pid", {pid})
         return trial.suggest_int("k", 0, 1000)
     # one trial at a time until the queue is empty, the way refit workers take enqueued work
@@ -29,7 +31,7 @@ def test_enqueued_trials_run_once_each_with_three_processes(tmp_path):
     url = f"sqlite:///{tmp_path / 'q.db'}"
     study = optuna.create_study(study_name="q", storage=open_storage(url, heartbeat=False))
     for k in range(60):
-        study.enqueue_trial({"k": k})
+        study.enqueue_trial({"k": k}, user_attrs={"queued": True})
     procs = []
     for i in range(3):
         script_i = tmp_path / f"pop{i}.py"
