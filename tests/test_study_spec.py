@@ -102,6 +102,15 @@ def test_partial_range_override_keeps_default_bounds(tmp_path):
     assert (lr.low, lr.high, lr.log) == (1e-5, 1e-2, True)
 
 
+def test_new_bounds_drop_the_default_step_and_a_misfit_step_is_an_error(tmp_path):
+    spec = load_study_spec(_write(tmp_path, MINIMAL + "[search_space]\nepochs = {low = 3, high = 6}\n"))
+    epochs = spec.search().entries["epochs"]
+    assert (epochs.low, epochs.high, epochs.step) == (3, 6, None)  # not the default's step 10 ([3, 3])
+    with pytest.raises(ConfigError, match=r"search_space.epochs: high - low \(3\) is not a multiple of step 2"):
+        load_study_spec(_write(tmp_path, MINIMAL + "[search_space]\nepochs = {low = 3, high = 6, step = 2}\n",
+                               name="t.toml"))
+
+
 def test_suggest_gives_valid_configs_with_static_distributions(tmp_path):
     """Every sampled config is a valid RunConfig (heads divide d_model) and each name keeps one distribution."""
     spec = load_study_spec(_write(tmp_path, MINIMAL + textwrap.dedent("""

@@ -133,7 +133,10 @@ def parse_entry(name: str, raw: Any, *, where: str, default: Any = None) -> Entr
             raise ConfigError(f"{key}: unknown key(s) {', '.join(sorted(unknown))}; a range has low, high, log, step")
         if kind in (str, bool):
             raise ConfigError(f"{key}: a {kind.__name__} parameter takes a value or a list, not a range")
-        merged = {**(default if isinstance(default, dict) else {}), **raw}
+        inherited = dict(default) if isinstance(default, dict) else {}
+        if "low" in raw or "high" in raw:  # the default's step is a grid on the default's bounds, not these
+            inherited.pop("step", None)
+        merged = {**inherited, **raw}
         if "low" not in merged or "high" not in merged:
             raise ConfigError(f"{key}: a range needs both low and high")
         low = _check_type(name, kind, merged["low"], where)
@@ -152,6 +155,8 @@ def parse_entry(name: str, raw: Any, *, where: str, default: Any = None) -> Entr
                 raise ConfigError(f"{key}.step: must be > 0 (got {step})")
             if log:
                 raise ConfigError(f"{key}: step and log cannot be combined")
+            if kind is int and (high - low) % step:
+                raise ConfigError(f"{key}: high - low ({high - low}) is not a multiple of step {step}")
         return Range(kind, low, high, log, step)
     if isinstance(raw, list):
         if not raw:
