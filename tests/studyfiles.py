@@ -13,14 +13,15 @@ from pathlib import Path
 
 
 def study_toml(name: str, *, search_space: str, n_trials: int, sampler_seed: int = 0, pruner: str = 'type = "none"',
-               max_retry: int = 2, ensemble: str = "auto = false") -> str:
+               max_retry: int = 2, ensemble: str = "auto = false", data: str = "") -> str:
     """A study over ``plate.csv`` next to the file: random sampler, 25 % holdout, fast heartbeats (1 s, grace 3 s).
 
-    ``search_space`` is TOML appended at the end (a [search_space] table and optionally [fixed.*] tables).
+    ``search_space`` is TOML appended at the end (a [search_space] table and optionally [fixed.*] tables);
+    ``data`` holds extra ``[data]`` keys (e.g. ``train_rows = 40``).
     """
     return (f'name = "{name}"\n'
-            '[data]\ndataset = "plate.csv"\n'
-            '[validation]\nfraction = 0.25\nseed = 0\n'
+            '[data]\ndataset = "plate.csv"\n' + (f"{data}\n" if data else "")
+            + '[validation]\nfraction = 0.25\nseed = 0\n'
             f'[sampler]\ntype = "random"\nseed = {sampler_seed}\n'
             f'[pruner]\n{pruner}\n'
             f'[budget]\nn_trials = {n_trials}\n'

@@ -12,15 +12,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from studyfiles import study_toml
 
-STUDY_TOML = """
-name = "{name}"
-[data]
-dataset = "plate.csv"
-{extra_data}
-[validation]
-fraction = 0.25
-seed = 0
+SEARCH_SPACE = """
 [search_space]
 epochs = 2
 d_model = 16
@@ -29,34 +23,20 @@ n_heads = 2
 ffn_mult = 2.0
 dropout = 0.0
 pooling = "cls"
-lr = {{ low = 0.0005, high = 0.005, log = true }}
+lr = { low = 0.0005, high = 0.005, log = true }
 weight_decay = 0.01
 batch_size = 16
 use_augmentation = false
 scheduler = "constant"
 warmup_frac = 0.0
-[sampler]
-type = "random"
-seed = 0
-[pruner]
-type = "median"
-n_startup_trials = 1
-n_warmup_steps = 0
-[budget]
-n_trials = 4
-[storage]
-heartbeat_interval = 1
-grace_period = 5
-[ensemble]
-top_k = 2
-seeds = 1
-auto = false
 """
+PRUNER = 'type = "median"\nn_startup_trials = 1\nn_warmup_steps = 0'
 
 
 def write_study(root: Path, name: str, extra_data: str = "") -> Path:
     path = root / f"{name}.toml"
-    path.write_text(STUDY_TOML.format(name=name, extra_data=extra_data))
+    path.write_text(study_toml(name, search_space=SEARCH_SPACE, n_trials=4, pruner=PRUNER,
+                               ensemble="top_k = 2\nseeds = 1\nauto = false", data=extra_data))
     return path
 
 
