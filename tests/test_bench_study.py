@@ -12,24 +12,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from studyfiles import TINY_SEARCH_SPACE as SEARCH_SPACE
 from studyfiles import study_toml
 
-SEARCH_SPACE = """
-[search_space]
-epochs = 2
-d_model = 16
-n_layers = 1
-n_heads = 2
-ffn_mult = 2.0
-dropout = 0.0
-pooling = "cls"
-lr = { low = 0.0005, high = 0.005, log = true }
-weight_decay = 0.01
-batch_size = 16
-use_augmentation = false
-scheduler = "constant"
-warmup_frac = 0.0
-"""
 PRUNER = 'type = "median"\nn_startup_trials = 1\nn_warmup_steps = 0'
 
 

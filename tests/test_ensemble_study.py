@@ -12,25 +12,9 @@ import time
 
 import pytest
 
+from studyfiles import TINY_SEARCH_SPACE as SEARCH_SPACE
 from studyfiles import run_tune, study_toml, tune_argv, tune_env
 
-SEARCH_SPACE = """
-[search_space]
-epochs = 2
-d_model = 16
-n_layers = 1
-n_heads = 2
-ffn_mult = 2.0
-dropout = 0.0
-pooling = "cls"
-lr = { low = 0.0005, high = 0.005, log = true }
-weight_decay = 0.01
-batch_size = 16
-use_augmentation = false
-scheduler = "constant"
-warmup_frac = 0.0
-grad_clip = 1.0
-"""
 
 
 @pytest.fixture(scope="module")
