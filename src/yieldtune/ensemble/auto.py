@@ -57,7 +57,7 @@ def member_name(source_trial: int, seed: int) -> str:
 
 
 def on_budget_met(spec: "StudySpec", storage_url: str, *, device: str = "auto", work: bool = True,
-                  log: Callable[[str], None] | None = None):
+                  log: Callable[[str], None] | None = None, train_all=None):
     """Called when the trial budget is met (by every worker past the budget, and by ``tune run``).
 
     Queues the refits once (idempotent across processes and machines); with ``work`` (default) it
@@ -76,7 +76,7 @@ def on_budget_met(spec: "StudySpec", storage_url: str, *, device: str = "auto", 
         return None
     if not work:
         return refit.study_name
-    return run_refit_worker(spec, storage_url, device, log=log)
+    return run_refit_worker(spec, storage_url, device, log=log, train_all=train_all)
 
 
 def log_stderr(msg: str) -> None:

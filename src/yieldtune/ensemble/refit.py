@@ -278,8 +278,11 @@ def _make_objective(spec: "StudySpec", refit: "optuna.Study", device: str, get_d
 
 def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", *,
                      build: bool = True, poll_interval: float | None = None,
-                     wait_for_others: bool = True, log=None) -> RefitSummary:
+                     wait_for_others: bool = True, log=None, train_all=None) -> RefitSummary:
     """Work through ``<study>:refit`` until every planned refit is COMPLETE, then build the ensemble.
+
+    ``train_all`` (train + validation rows) is the data a study worker already prepared; without it the
+    data is loaded and validated here, once.
 
     Returns at once (``complete=False``) when no refit is planned. While other workers still run
     the last refits it waits (``wait_for_others``), failing stale ones so they are re-queued. A
@@ -295,7 +298,7 @@ def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", 
         return summary
     wait_for_plan(refit, spec, storage_url)
     poll = poll_interval if poll_interval is not None else max(0.5, min(5.0, spec.storage.heartbeat_interval))
-    data: list = []
+    data: list = [] if train_all is None else [train_all]
 
     def get_data():
         if not data:

@@ -227,7 +227,7 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
             from yieldtune.ensemble.auto import on_budget_met
 
             stop.interruptible = True
-            on_budget_met(spec, storage_url, device=device, log=log)
+            on_budget_met(spec, storage_url, device=device, log=log, train_all=data.train_all)
             stop.interruptible = False
     except WorkerStopped as stopped:
         result.signal = stopped.signum
