@@ -18,6 +18,7 @@ TINY_SEARCH_SPACE = """
 epochs = 2
 d_model = 16
 n_layers = 1
+reaction_layers = 1
 n_heads = 2
 ffn_mult = 2.0
 dropout = 0.0

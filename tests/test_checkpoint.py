@@ -30,7 +30,7 @@ def saved(tmp_path):
     tok = SmilesTokenizer.build(REACTIONS)
     cfg = RunConfig(model=ModelConfig(d_model=16, n_layers=2, n_heads=2, ffn_dim=32, pooling="mean", max_len=64),
                     train=TrainConfig(precision="fp32"))
-    model = YieldTransformer(cfg.model, tok.vocab_size)
+    model = YieldTransformer.for_tokenizer(cfg.model, tok)
     with torch.no_grad():  # non-trivial weights everywhere, including the head
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -137,3 +137,19 @@ def test_malformed_config_is_refused(saved, text, match):
 def test_missing_directory(tmp_path):
     with pytest.raises(ModelFileError, match="not found"):
         YieldPredictor.load(tmp_path / "nope")
+
+
+def test_predictor_saved_before_architectures_existed_loads_as_flat(tmp_path):
+    torch.manual_seed(4)
+    tok = SmilesTokenizer.build(REACTIONS)
+    cfg = RunConfig(model=ModelConfig(architecture="flat", d_model=16, n_layers=1, n_heads=2, ffn_dim=32, max_len=64),
+                    train=TrainConfig(precision="fp32"))
+    pred = YieldPredictor(YieldTransformer.for_tokenizer(cfg.model, tok), tok, cfg, target_mean=0.5, target_std=0.2)
+    d = pred.save(tmp_path / "old")
+    meta = json.loads((d / "config.json").read_text())
+    for key in ("architecture", "reaction_layers"):  # what a predictor written by an earlier yieldtune lacks
+        del meta["run_config"]["model"][key]
+    (d / "config.json").write_text(json.dumps(meta))
+    loaded = YieldPredictor.load(d)
+    assert loaded.config.model.architecture == "flat"
+    assert np.array_equal(loaded.predict(REACTIONS)[0], pred.predict(REACTIONS)[0])

@@ -1,4 +1,5 @@
-"""YieldTransformer: padding never changes a prediction; YieldPredictor: clipped yields, TTA spread."""
+"""YieldTransformer: padding never changes a prediction, molecules are found and deduplicated, the
+hierarchical model reads a reaction as a set; YieldPredictor: clipped yields, TTA spread."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from yieldtune.chem.tokenizer import SmilesTokenizer
 from yieldtune.config import ModelConfig, RunConfig, TrainConfig
 from yieldtune.model import YieldPredictor, YieldTransformer
+from yieldtune.model.transformer import split_molecules
 from yieldtune.train.batching import EncodedReactions
 
 REACTIONS = [
@@ -19,14 +21,15 @@ REACTIONS = [
 ]
 
 
+@pytest.mark.parametrize("architecture", ["hierarchical", "flat"])
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 @pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
-def test_extra_padding_changes_no_prediction(pooling, positional):
+def test_extra_padding_changes_no_prediction(architecture, pooling, positional):
     torch.manual_seed(0)
     tok = SmilesTokenizer.build(REACTIONS)
-    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, ffn_dim=64, pooling=pooling, positional=positional,
-                      max_len=128)
-    model = YieldTransformer(cfg, tok.vocab_size).eval()
+    cfg = ModelConfig(architecture=architecture, d_model=32, n_layers=2, n_heads=4, ffn_dim=64, pooling=pooling,
+                      positional=positional, max_len=128)
+    model = YieldTransformer.for_tokenizer(cfg, tok).eval()
     enc = EncodedReactions(tok.encode_many(REACTIONS, cfg.max_len))
     ids = torch.from_numpy(enc.pad(np.arange(len(REACTIONS))))
     padded = torch.cat([ids, torch.zeros(len(REACTIONS), 9, dtype=ids.dtype)], dim=1)
@@ -39,12 +42,65 @@ def test_extra_padding_changes_no_prediction(pooling, positional):
     assert not torch.allclose(a, a[:1].expand_as(a))  # and the model does tell reactions apart
 
 
+def _ids(tok: SmilesTokenizer, reactions: list[str]) -> torch.Tensor:
+    enc = EncodedReactions(tok.encode_many(reactions, 128))
+    return torch.from_numpy(enc.pad(np.arange(len(reactions))))
+
+
+def test_split_molecules_finds_each_molecule_once_with_its_role():
+    rxns = ["CC.O>[Na+]>CCO", "O.CC>>CCO", "CCO>>", ""]
+    tok = SmilesTokenizer.build(rxns)
+    m = split_molecules(_ids(tok, rxns), pad_id=tok.pad_id, cls_id=tok.cls_id, dot_id=tok.index["."],
+                        arrow_id=tok.index[">"])
+    mols = [[(tok.decode(m.tokens[m.index[b, k]].tolist()), int(m.roles[b, k]))
+             for k in range(m.index.shape[1]) if m.present[b, k]] for b in range(len(rxns))]
+    assert mols == [[("CC", 0), ("O", 0), ("[Na+]", 1), ("CCO", 2)],
+                    [("O", 0), ("CC", 0), ("CCO", 2)],  # the empty agent role is no molecule
+                    [("CCO", 0)],
+                    []]
+    assert m.tokens.shape[0] == 4  # CC, O, [Na+], CCO: a molecule shared by reactions is encoded once
+    assert (m.tokens[:, 0] != tok.pad_id).all()  # every molecule starts at position 0 of its own row
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_hierarchical_model_reads_a_reaction_as_a_set_of_molecules_with_roles(pooling):
+    torch.manual_seed(0)
+    rxns = ["Clc1ccccn1.Cc1ccc(N)cc1.CCN(CC)CC.Cc1cc(C)on1>>Cc1ccc(Nc2ccccn2)cc1",
+            "Cc1cc(C)on1.CCN(CC)CC.Clc1ccccn1.Cc1ccc(N)cc1>>Cc1ccc(Nc2ccccn2)cc1",  # same molecules, reordered
+            "Clc1ccccn1.Cc1ccc(N)cc1.CCN(CC)CC>Cc1cc(C)on1>Cc1ccc(Nc2ccccn2)cc1",  # the additive as an agent
+            "Clc1ccccn1.Cc1ccc(N)cc1.CCN(CC)CC.Cc1cc(C)on1>>", ""]
+    tok = SmilesTokenizer.build(rxns)
+    cfg = ModelConfig(d_model=32, n_layers=2, reaction_layers=2, n_heads=4, ffn_dim=64, pooling=pooling,
+                      dropout=0.0, max_len=128)
+    model = YieldTransformer.for_tokenizer(cfg, tok).eval()
+    with torch.no_grad():
+        out = model(_ids(tok, rxns))
+    assert torch.isfinite(out).all()  # even a reaction without molecules
+    torch.testing.assert_close(out[0], out[1], atol=1e-5, rtol=0)  # order within a role does not matter
+    assert abs(float(out[0] - out[2])) > 1e-4  # the role does
+    flat = YieldTransformer.for_tokenizer(cfg.model_copy(update={"architecture": "flat"}), tok).eval()
+    with torch.no_grad():
+        out_flat = flat(_ids(tok, rxns[:2]))
+    assert abs(float(out_flat[0] - out_flat[1])) > 1e-4  # the flat model is order-sensitive, for contrast
+
+
+def test_hierarchical_model_trains_on_shared_molecules():
+    """Gradients reach the token encoder through the deduplicated molecules (every weight learns)."""
+    torch.manual_seed(0)
+    tok = SmilesTokenizer.build(REACTIONS)
+    cfg = ModelConfig(d_model=16, n_layers=1, reaction_layers=1, n_heads=2, ffn_dim=32, dropout=0.0, max_len=128)
+    model = YieldTransformer.for_tokenizer(cfg, tok).train()
+    model(_ids(tok, REACTIONS + REACTIONS)).pow(2).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == [], missing
+
+
 def _predictor(precision="fp32") -> YieldPredictor:
     torch.manual_seed(1)
     tok = SmilesTokenizer.build(REACTIONS)
     cfg = RunConfig(model=ModelConfig(d_model=16, n_layers=1, n_heads=2, ffn_dim=32, max_len=128),
                     train=TrainConfig(precision=precision))
-    return YieldPredictor(YieldTransformer(cfg.model, tok.vocab_size), tok, cfg, target_mean=0.5, target_std=3.0)
+    return YieldPredictor(YieldTransformer.for_tokenizer(cfg.model, tok), tok, cfg, target_mean=0.5, target_std=3.0)
 
 
 def test_predictions_are_clipped_and_tta_gives_spread():

@@ -140,6 +140,7 @@ fraction = 0.25
 epochs = {low = 1, high = 2, step = 1}
 d_model = [16, 32]
 n_layers = 1
+reaction_layers = 1
 n_heads = 2
 ffn_mult = 2
 lr = {low = 3e-4, high = 3e-3, log = true}

@@ -158,6 +158,7 @@ def test_every_sampler_and_pruner_builds(tmp_path):
         epochs = 2
         d_model = [16, 32]
         n_layers = 1
+        reaction_layers = 1
         n_heads = 2
         ffn_mult = 2
         dropout = 0.0
@@ -255,3 +256,27 @@ def test_artifact_store_is_the_file_system_by_default_and_s3_needs_boto3(tmp_pat
 
         store = artifact_store_for(s3)  # no network until something is read or written
         assert isinstance(getattr(store, "store", store), Boto3ArtifactStore) and store.prefix == "runs/"
+
+
+def test_reaction_layers_are_searched_only_for_the_hierarchical_architecture(tmp_path):
+    spec = load_study_spec(_write(tmp_path, MINIMAL + textwrap.dedent("""
+        [search_space]
+        architecture = ["hierarchical", "flat"]
+        reaction_layers = {low = 1, high = 3}
+    """)))
+    space = spec.search()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(12):
+        trial = study.ask()
+        config = space.suggest(trial)
+        arch = trial.params["architecture"]
+        seen.add(arch)
+        assert config.model.architecture == arch
+        assert ("reaction_layers" in trial.params) == (arch == "hierarchical")
+        if arch == "hierarchical":
+            assert config.model.reaction_layers == trial.params["reaction_layers"]
+        study.tell(trial, 0.0)
+    assert seen == {"hierarchical", "flat"}
+    flat_only = load_study_spec(_write(tmp_path, MINIMAL + '[search_space]\narchitecture = "flat"\n', "f.toml"))
+    assert "reaction_layers" not in flat_only.search().entries  # never sampled, so not listed either

@@ -26,6 +26,7 @@ TINY_SPACE = """
 epochs = {epochs}
 d_model = 16
 n_layers = 1
+reaction_layers = 1
 n_heads = 2
 ffn_mult = 2
 dropout = 0.0

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from yieldtune.errors import ConfigError
 
+Architecture = Literal["hierarchical", "flat"]
 Pooling = Literal["cls", "mean"]
 Positional = Literal["learned", "sinusoidal"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
@@ -25,10 +26,17 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    """Shape of the Transformer encoder regressor."""
+    """Shape of the Transformer encoder regressor.
 
+    ``architecture="hierarchical"`` encodes every molecule of a reaction on its own (``n_layers`` over its
+    tokens) and then the reaction as a set of molecules (``reaction_layers``); ``"flat"`` runs ``n_layers``
+    over the whole reaction SMILES as one sequence.
+    """
+
+    architecture: Architecture = "hierarchical"
     d_model: int = Field(128, ge=8, le=4096)
     n_layers: int = Field(4, ge=1, le=48)
+    reaction_layers: int = Field(2, ge=0, le=48, description="hierarchical: layers across the molecules of a reaction")
     n_heads: int = Field(4, ge=1, le=64)
     ffn_dim: int = Field(512, ge=8, le=32768)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)

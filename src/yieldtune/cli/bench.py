@@ -21,8 +21,11 @@ def bench_group() -> None:
 @data_options
 @click.option("--steps", default=20, type=int, help="Timed optimizer steps (after --warmup untimed ones).")
 @click.option("--warmup", "warmup_steps", default=2, type=int, help="Untimed warmup steps.")
+@click.option("--architecture", type=click.Choice(["hierarchical", "flat"]), default="hierarchical",
+              show_default=True, help="Our model's architecture (the seed-style baseline is always flat).")
 @click.option("--d-model", default=512, type=int)
 @click.option("--layers", default=4, type=int)
+@click.option("--reaction-layers", default=2, type=int, help="Hierarchical: layers across the molecules.")
 @click.option("--heads", default=4, type=int)
 @click.option("--ffn", default=1024, type=int)
 @click.option("--dropout", default=0.1, type=float)
@@ -34,8 +37,8 @@ def bench_group() -> None:
 @click.option("--baseline", type=click.Choice(["seed"]), default=None,
               help="Also time the seed-style loop (tokenize per batch, random batches, fp32) and report speedup.")
 @click.option("--threads", default=0, type=int, help="torch CPU threads (0 = torch default).")
-def bench_train_cmd(data, layout, target, percent, data_dir, steps, warmup_steps, d_model, layers, heads, ffn,
-                    dropout, max_len, batch_size, limit, device, precision, baseline, threads) -> None:
+def bench_train_cmd(data, layout, target, percent, data_dir, steps, warmup_steps, architecture, d_model, layers,
+                    reaction_layers, heads, ffn, dropout, max_len, batch_size, limit, device, precision, baseline, threads) -> None:
     """Print ONE JSON line with samples_per_s (and baseline_samples_per_s, speedup with --baseline)."""
     import numpy as np
     import torch
@@ -48,7 +51,8 @@ def bench_train_cmd(data, layout, target, percent, data_dir, steps, warmup_steps
         raise ConfigError("--steps and --batch-size must be >= 1, --warmup >= 0")
     if threads > 0:
         torch.set_num_threads(threads)
-    model_cfg = validate_config(ModelConfig, {"d_model": d_model, "n_layers": layers, "n_heads": heads,
+    model_cfg = validate_config(ModelConfig, {"architecture": architecture, "d_model": d_model, "n_layers": layers,
+                                              "reaction_layers": reaction_layers, "n_heads": heads,
                                               "ffn_dim": ffn, "dropout": dropout, "max_len": max_len},
                                 source="bench options")
     table, _ = load_table(data, layout, target, percent, data_dir, validate=False)

@@ -92,7 +92,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, trai
     show_progress = not as_json and sys.stderr.isatty()
     trainer = Trainer(config, device=device, cache_dir=Path(cache_dir) if cache_dir else None,
                       progress=show_progress)
-    result = trainer.fit(train, val)
+    result = trainer.fit(train, val, on_epoch=None if show_progress else _echo_epoch)
     summary = {
         "data": str(data), "n_train": len(train), "n_val": 0 if val is None else len(val),
         "device": str(trainer.device), "precision": trainer.precision, "best_epoch": result.best_epoch,
@@ -129,6 +129,13 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, trai
     console.print(tbl)
     console.print(f"train loss {result.best.train_loss:.4f}, {result.history[-1].samples_per_s:,.0f} samples/s "
                   f"on {trainer.device} ({trainer.precision}); saved {out / 'metrics.json'} and {out / 'model'}")
+
+
+def _echo_epoch(m) -> None:
+    """Without a terminal for the progress bar (logs, CI, ``--json``): one line per epoch on stderr."""
+    val = "" if m.val_r2 is None else f"  val R² {m.val_r2:.4f}  MAE {m.val_mae:.4f}"
+    click.echo(f"epoch {m.epoch}: loss {m.train_loss:.4f}{val}  lr {m.lr:.2e}  {m.seconds:.1f} s  "
+               f"{m.samples_per_s:,.0f} samples/s", err=True)
 
 
 @click.command("lr-find")

@@ -129,8 +129,12 @@ class YieldPredictor:
         if meta.get("format_version") != FORMAT_VERSION:
             raise ModelFileError(f"{cfg_path}: unsupported format_version {meta.get('format_version')!r} "
                                  f"(this yieldtune reads {FORMAT_VERSION})")
+        run_config = meta.get("run_config")
+        if isinstance(run_config, dict) and isinstance(run_config.get("model"), dict):
+            # predictors saved before the hierarchical architecture existed are all flat
+            run_config["model"].setdefault("architecture", "flat")
         try:
-            config = RunConfig.model_validate(meta.get("run_config"))
+            config = RunConfig.model_validate(run_config)
         except Exception as err:  # noqa: BLE001 - pydantic errors, wrong types
             raise ModelFileError(f"{cfg_path}: invalid run_config ({str(err).splitlines()[0]})") from None
         try:
@@ -145,7 +149,7 @@ class YieldPredictor:
             state = load_file(str(weights_path), device="cpu")
         except Exception as err:  # noqa: BLE001 - SafetensorError, OSError, header errors
             raise ModelFileError(f"{weights_path}: not a valid safetensors file ({type(err).__name__}: {err})") from None
-        model = YieldTransformer(config.model, tokenizer.vocab_size, tokenizer.pad_id)
+        model = YieldTransformer.for_tokenizer(config.model, tokenizer)
         expected = model.state_dict()
         problems = [k for k in expected if k not in state] + [k for k in state if k not in expected]
         problems += [f"{k} has shape {tuple(state[k].shape)}, config needs {tuple(v.shape)}"

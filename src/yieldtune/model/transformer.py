@@ -1,5 +1,12 @@
 """The Transformer-encoder yield regressor.
 
+Two architectures share the token encoder. ``flat`` reads the whole reaction SMILES as one sequence.
+``hierarchical`` (the default) cuts the token sequence at ``.`` and ``>`` into molecules, encodes each
+distinct molecule of a batch once (positions restart in every molecule, so a molecule reads the same in any
+reaction), mean-pools it to one vector, adds its role (reactant / agent / product) and runs
+``reaction_layers`` over the reaction as a *set* of molecules: interactions between molecules, the thing
+yields depend on, are learned at molecule level, and a shared reagent costs one encoding per batch.
+
 Pre-LN encoder layers that call ``F.scaled_dot_product_attention`` directly with a boolean key mask, so
 torch runs its fused (flash / memory-efficient) attention kernels on CPU and GPU. Dropout is applied to
 the residual branches but not to the attention weights: attention dropout forces the unfused math path,
@@ -11,12 +18,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from yieldtune.config import ModelConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from yieldtune.chem.tokenizer import SmilesTokenizer
+
+N_ROLES = 3  # reactants > agents > products
 
 
 class ByteDropout(nn.Module):
@@ -119,12 +133,58 @@ class EncoderLayer(nn.Module):
         return x + self.dropout(self.ff2(self.dropout(F.gelu(self.ff1(self.norm2(x))))))
 
 
-class YieldTransformer(nn.Module):
-    """Token ids ``[B, L]`` -> standardized yield ``[B]`` (float32)."""
+@dataclass
+class MoleculeBatch:
+    """A batch of reactions cut into molecules, each distinct molecule once."""
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int = 0) -> None:
+    tokens: torch.Tensor  # [U, Lm] token ids of the distinct molecules, PAD-padded
+    index: torch.Tensor  # [B, K] row of ``tokens`` for molecule slot k of reaction b (0 where absent)
+    present: torch.Tensor  # [B, K] bool: the slot holds a molecule
+    roles: torch.Tensor  # [B, K] 0 reactant, 1 agent, 2 product
+
+
+def split_molecules(ids: torch.Tensor, *, pad_id: int, cls_id: int, dot_id: int, arrow_id: int) -> MoleculeBatch:
+    """Cut ``[B, L]`` reaction token ids at ``.`` and ``>`` into molecules, vectorized, deduplicated.
+
+    Slot k of a reaction is the k-th stretch between separators (empty stretches, as between ``>>``, are
+    absent); a molecule's role is the number of ``>`` before it. PAD and CLS belong to no molecule.
+    """
+    b = ids.shape[0]
+    boundary = (ids == dot_id) | (ids == arrow_id)
+    atom = ~(boundary | (ids == pad_id) | (ids == cls_id))
+    slot = boundary.long().cumsum(1)
+    k = int(slot.max()) + 1 if ids.numel() else 1
+    counts = torch.zeros(b, k, dtype=torch.long, device=ids.device).scatter_add_(1, slot, atom.long())
+    start = counts.cumsum(1) - counts
+    pos = atom.long().cumsum(1) - 1 - start.gather(1, slot)
+    width = max(1, int(counts.max())) if counts.numel() else 1
+    rows = torch.arange(b, device=ids.device)[:, None] * k + slot
+    mols = ids.new_full((b * k, width), pad_id)
+    mols[rows[atom], pos[atom]] = ids[atom]
+    roles = torch.zeros(b * k, dtype=torch.long, device=ids.device)
+    roles[rows[atom]] = (ids == arrow_id).long().cumsum(1)[atom].clamp_(max=N_ROLES - 1)
+    present = counts.view(-1) > 0
+    tokens, inverse = torch.unique(mols[present], dim=0, return_inverse=True)
+    index = torch.zeros(b * k, dtype=torch.long, device=ids.device)
+    index[present] = inverse
+    return MoleculeBatch(tokens, index.view(b, k), present.view(b, k), roles.view(b, k))
+
+
+class YieldTransformer(nn.Module):
+    """Token ids ``[B, L]`` -> standardized yield ``[B]`` (float32).
+
+    ``separators`` are the token ids of ``(CLS, ".", ">")``, which the hierarchical architecture needs to
+    find molecules; :meth:`for_tokenizer` fills them from a :class:`SmilesTokenizer`.
+    """
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int = 0,
+                 separators: tuple[int, int, int] | None = None) -> None:
         super().__init__()
         self.cfg, self.pad_id = cfg, pad_id
+        self.hierarchical = cfg.architecture == "hierarchical"
+        if self.hierarchical and separators is None:
+            raise ValueError("the hierarchical architecture needs the separator token ids (use for_tokenizer)")
+        self.separators = separators
         self.embed = nn.Embedding(vocab_size, cfg.d_model, padding_idx=pad_id)
         nn.init.normal_(self.embed.weight, std=0.02)
         with torch.no_grad():
@@ -134,19 +194,56 @@ class YieldTransformer(nn.Module):
         self.layers = nn.ModuleList(
             EncoderLayer(cfg.d_model, cfg.n_heads, cfg.ffn_dim, cfg.dropout) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
+        if self.hierarchical:
+            self.roles = nn.Embedding(N_ROLES, cfg.d_model)
+            nn.init.normal_(self.roles.weight, std=0.02)
+            self.reaction_layers = nn.ModuleList(
+                EncoderLayer(cfg.d_model, cfg.n_heads, cfg.ffn_dim, cfg.dropout) for _ in range(cfg.reaction_layers))
+            self.reaction_norm = nn.LayerNorm(cfg.d_model)
+            if cfg.pooling == "cls":
+                self.reaction_cls = nn.Parameter(torch.randn(cfg.d_model) * 0.02)
         self.pool = POOLINGS[cfg.pooling]
         self.head = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.GELU(), ByteDropout(cfg.dropout),
                                   nn.Linear(cfg.d_model, 1))
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        pad = ids == self.pad_id  # bool [B, L]: True = padding
+    @classmethod
+    def for_tokenizer(cls, cfg: ModelConfig, tokenizer: "SmilesTokenizer") -> "YieldTransformer":
+        """The model for ``tokenizer``'s vocabulary (its PAD, CLS and separator ids)."""
+        seps = (tokenizer.cls_id, tokenizer.index["."], tokenizer.index[">"])
+        return cls(cfg, tokenizer.vocab_size, tokenizer.pad_id, seps)
+
+    def _encode_tokens(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[N, L]`` ids -> normalized hidden states ``[N, L, d]`` and the padding mask."""
+        pad = ids == self.pad_id  # bool [N, L]: True = padding
         keep = (~pad)[:, None, None, :]  # bool mask in SDPA's convention, broadcast over heads and queries
-        x = self.embed(ids) + self.positions(ids.shape[1])
-        x = self.dropout(x)
+        x = self.dropout(self.embed(ids) + self.positions(ids.shape[1]))
         for layer in self.layers:
             x = layer(x, keep)
-        x = self.norm(x)
-        return self.head(self.pool(x, pad)).squeeze(-1).float()
+        return self.norm(x), pad
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if not self.hierarchical:
+            hidden, pad = self._encode_tokens(ids)
+            return self.head(self.pool(hidden, pad)).squeeze(-1).float()
+        cls_id, dot_id, arrow_id = self.separators
+        mols = split_molecules(ids, pad_id=self.pad_id, cls_id=cls_id, dot_id=dot_id, arrow_id=arrow_id)
+        hidden, pad = self._encode_tokens(mols.tokens)
+        vectors = mean_pool(hidden, pad)  # [U, d]
+        if vectors.shape[0] == 0:  # a batch without a single molecule
+            vectors = hidden.new_zeros(1, hidden.shape[-1])
+        x = vectors[mols.index] + self.roles(mols.roles).to(vectors.dtype)  # [B, K, d]
+        present = mols.present
+        if self.cfg.pooling == "cls":
+            x = torch.cat([self.reaction_cls.to(x.dtype).expand(x.shape[0], 1, -1), x], dim=1)
+            present = torch.cat([present.new_ones(x.shape[0], 1), present], dim=1)
+        else:  # a reaction without molecules attends to (and pools) its empty first slot, not to nothing
+            present = present.clone()
+            present[:, 0] |= ~present.any(dim=1)
+        keep = present[:, None, None, :]
+        for layer in self.reaction_layers:
+            x = layer(x, keep)
+        x = self.reaction_norm(x)
+        return self.head(self.pool(x, ~present)).squeeze(-1).float()
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

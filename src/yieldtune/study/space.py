@@ -8,7 +8,8 @@ a choice list that changes from trial to trial would break it). Two couplings ne
 * ``ffn_dim`` is ``round(ffn_mult * d_model)``, so the width ratio, not the absolute size, is searched.
 
 Conditional parameters are sampled only where they act: ``warmup_frac`` for schedulers with a warmup,
-``step_gamma`` for ``step``, ``augment_ratio`` when ``use_augmentation`` is true.
+``step_gamma`` for ``step``, ``augment_ratio`` when ``use_augmentation`` is true, ``reaction_layers`` for the
+hierarchical architecture.
 
 In the study file each entry of ``[search_space]`` is a fixed value (``pooling = "cls"``), a list
 (categorical: ``batch_size = [32, 64]``) or a range table (``lr = {low = 1e-5, high = 1e-3, log = true}``,
@@ -47,8 +48,11 @@ class ParamDef:
 
 PARAMS: dict[str, ParamDef] = {
     "epochs": ParamDef(int, "train.epochs"),
+    "architecture": ParamDef(str, "model.architecture"),
     "d_model": ParamDef(int, "model.d_model"),
     "n_layers": ParamDef(int, "model.n_layers"),
+    "reaction_layers": ParamDef(int, "model.reaction_layers", lambda v: v.get("architecture") != "flat",
+                                parent="architecture"),
     "n_heads": ParamDef(int, None, help="lowered to the largest divisor of d_model"),
     "ffn_mult": ParamDef(float, None, help="ffn_dim = round(ffn_mult * d_model)"),
     "dropout": ParamDef(float, "model.dropout"),
@@ -69,8 +73,10 @@ PARAMS: dict[str, ParamDef] = {
 # Realistic GPU-scale defaults; study files override any entry or bound.
 DEFAULT_SPACE: dict[str, Any] = {
     "epochs": {"low": 10, "high": 50, "step": 10},
+    "architecture": "hierarchical",
     "d_model": [64, 128, 256],
     "n_layers": {"low": 2, "high": 6},
+    "reaction_layers": {"low": 1, "high": 4},
     "n_heads": [2, 4, 8],
     "ffn_mult": [2, 4],
     "dropout": {"low": 0.0, "high": 0.3},

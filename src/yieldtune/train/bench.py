@@ -1,7 +1,8 @@
 """Training-throughput benchmark: the yieldtune pipeline against a seed-style loop on the same model.
 
 The seed-style loop is what a first implementation typically does: regex-tokenize every batch in the
-collate function, draw random (unbucketed) batches padded to their maximum, train in fp32. Only
+collate function, draw random (unbucketed) batches padded to their maximum, train in fp32, and read the
+reaction as one flat token sequence (the seed's model; the same width, depth and heads as ours). Only
 steady-state steps are timed, after ``warmup_steps`` untimed ones.
 """
 
@@ -67,7 +68,7 @@ def bench_train(reactions: list[str], yields: np.ndarray, model_cfg: ModelConfig
     tokenizer = SmilesTokenizer.build(reactions)
     encoded = encode_reactions(tokenizer, reactions, model_cfg.max_len)
     y = torch.from_numpy(np.asarray(yields, dtype=np.float32))
-    model = YieldTransformer(model_cfg, tokenizer.vocab_size, tokenizer.pad_id).to(dev)
+    model = YieldTransformer.for_tokenizer(model_cfg, tokenizer).to(dev)
 
     def gen():
         for idx in _cycle(lambda: bucketed_batches(encoded.lengths, batch_size, rng)):
@@ -80,14 +81,14 @@ def bench_train(reactions: list[str], yields: np.ndarray, model_cfg: ModelConfig
 
 def bench_seed_baseline(reactions: list[str], yields: np.ndarray, model_cfg: ModelConfig, *, batch_size: int,
                         steps: int, device: str = "auto", warmup_steps: int = 2, seed: int = 0) -> dict:
-    """The seed-style loop on the same model: tokenize in collate, random batches, fp32."""
+    """The seed-style loop: tokenize in collate, random batches, fp32, the flat architecture."""
     dev = resolve_device(device)
     seed_everything(seed)
     rng = np.random.default_rng(seed)
     tokenizer = SmilesTokenizer.build(reactions)
     vocab = tokenizer.index
     y = np.asarray(yields, dtype=np.float32)
-    model = YieldTransformer(model_cfg, tokenizer.vocab_size, tokenizer.pad_id).to(dev)
+    model = YieldTransformer.for_tokenizer(model_cfg.model_copy(update={"architecture": "flat"}), tokenizer).to(dev)
 
     def collate(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         seqs = [[tokenizer.cls_id] + [vocab.get(t, tokenizer.unk_id) for t in tokenize(reactions[i])]

@@ -68,7 +68,7 @@ def lr_range_test(config: RunConfig, train: ReactionTable, *, device: str = "aut
     encoded = encode_reactions(tokenizer, train.reactions, mc.max_len)
     mean, std = target_scaling(train.yields)
     y = torch.from_numpy(((train.yields - mean) / std).astype(np.float32))
-    model = YieldTransformer(mc, tokenizer.vocab_size, tokenizer.pad_id).to(dev).train()
+    model = YieldTransformer.for_tokenizer(mc, tokenizer).to(dev).train()
     optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=start_lr)
     factor = (end_lr / start_lr) ** (1.0 / max(1, steps - 1))
 

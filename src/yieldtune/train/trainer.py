@@ -141,7 +141,7 @@ class Trainer:
         y_scaled = ((train.yields.astype(np.float64) - mean) / std).astype(np.float32)
         val_encoded = encode_reactions(tokenizer, val.reactions, mc.max_len) if val is not None else None
 
-        model = YieldTransformer(mc, tokenizer.vocab_size, tokenizer.pad_id).to(self.device)
+        model = YieldTransformer.for_tokenizer(mc, tokenizer).to(self.device)
         predictor = YieldPredictor(model, tokenizer, self.config, mean, std, self.device)
         fused = self.device.type == "cuda"
         optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=tc.lr, fused=fused)
