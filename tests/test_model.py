@@ -84,6 +84,30 @@ def test_hierarchical_model_reads_a_reaction_as_a_set_of_molecules_with_roles(po
     assert abs(float(out_flat[0] - out_flat[1])) > 1e-4  # the flat model is order-sensitive, for contrast
 
 
+def test_molecules_are_encoded_in_length_chunks_without_changing_predictions(monkeypatch):
+    import functools
+
+    import yieldtune.model.transformer as transformer
+
+    tok = SmilesTokenizer.build(REACTIONS)
+    ids = _ids(tok, REACTIONS)
+    seps = dict(pad_id=tok.pad_id, cls_id=tok.cls_id, dot_id=tok.index["."], arrow_id=tok.index[">"])
+    m = split_molecules(ids, **seps, max_chunks=4, min_chunk_rows=2)
+    lengths = (m.tokens != tok.pad_id).sum(1).tolist()
+    assert lengths == sorted(lengths) and len(m.chunks) == 4
+    assert [lo for lo, _, _ in m.chunks] + [m.chunks[-1][1]] == sorted({lo for lo, _, _ in m.chunks} | {len(lengths)})
+    assert all(width == max(lengths[lo:hi]) for lo, hi, width in m.chunks)  # each padded to its own longest
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, ffn_dim=64, dropout=0.0, max_len=128)
+    model = YieldTransformer.for_tokenizer(cfg, tok).eval()
+    with torch.no_grad():
+        chunked = model(ids)
+        monkeypatch.setattr(transformer, "split_molecules",
+                            functools.partial(split_molecules, max_chunks=1, min_chunk_rows=1))
+        one_block = model(ids)
+    torch.testing.assert_close(chunked, one_block, atol=1e-5, rtol=0)
+
+
 def test_hierarchical_model_trains_on_shared_molecules():
     """Gradients reach the token encoder through the deduplicated molecules (every weight learns)."""
     torch.manual_seed(0)

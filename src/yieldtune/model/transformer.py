@@ -137,17 +137,21 @@ class EncoderLayer(nn.Module):
 class MoleculeBatch:
     """A batch of reactions cut into molecules, each distinct molecule once."""
 
-    tokens: torch.Tensor  # [U, Lm] token ids of the distinct molecules, PAD-padded
+    tokens: torch.Tensor  # [U, Lm] token ids of the distinct molecules, shortest first, PAD-padded
     index: torch.Tensor  # [B, K] row of ``tokens`` for molecule slot k of reaction b (0 where absent)
     present: torch.Tensor  # [B, K] bool: the slot holds a molecule
     roles: torch.Tensor  # [B, K] 0 reactant, 1 agent, 2 product
+    chunks: list[tuple[int, int, int]]  # (first row, end row, width): rows of similar length, encoded together
 
 
-def split_molecules(ids: torch.Tensor, *, pad_id: int, cls_id: int, dot_id: int, arrow_id: int) -> MoleculeBatch:
+def split_molecules(ids: torch.Tensor, *, pad_id: int, cls_id: int, dot_id: int, arrow_id: int,
+                    max_chunks: int = 8, min_chunk_rows: int = 8) -> MoleculeBatch:
     """Cut ``[B, L]`` reaction token ids at ``.`` and ``>`` into molecules, vectorized, deduplicated.
 
     Slot k of a reaction is the k-th stretch between separators (empty stretches, as between ``>>``, are
     absent); a molecule's role is the number of ``>`` before it. PAD and CLS belong to no molecule.
+    The distinct molecules are sorted by length and cut into up to ``max_chunks`` chunks, each padded only to
+    its own longest molecule: one padded matrix for all would be mostly padding (a ligand is 10x a base).
     """
     b = ids.shape[0]
     boundary = (ids == dot_id) | (ids == arrow_id)
@@ -165,9 +169,18 @@ def split_molecules(ids: torch.Tensor, *, pad_id: int, cls_id: int, dot_id: int,
     roles[rows[atom]] = (ids == arrow_id).long().cumsum(1)[atom].clamp_(max=N_ROLES - 1)
     present = counts.view(-1) > 0
     tokens, inverse = torch.unique(mols[present], dim=0, return_inverse=True)
+    lengths = (tokens != pad_id).sum(1)
+    order = torch.argsort(lengths, stable=True)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order), device=ids.device)
+    tokens, lengths = tokens[order], lengths[order].tolist()
     index = torch.zeros(b * k, dtype=torch.long, device=ids.device)
-    index[present] = inverse
-    return MoleculeBatch(tokens, index.view(b, k), present.view(b, k), roles.view(b, k))
+    index[present] = rank[inverse]
+    n = len(lengths)
+    n_chunks = max(1, min(max_chunks, n // max(1, min_chunk_rows)))
+    bounds = [round(i * n / n_chunks) for i in range(n_chunks + 1)]
+    chunks = [(lo, hi, lengths[hi - 1]) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+    return MoleculeBatch(tokens, index.view(b, k), present.view(b, k), roles.view(b, k), chunks)
 
 
 class YieldTransformer(nn.Module):
@@ -227,10 +240,12 @@ class YieldTransformer(nn.Module):
             return self.head(self.pool(hidden, pad)).squeeze(-1).float()
         cls_id, dot_id, arrow_id = self.separators
         mols = split_molecules(ids, pad_id=self.pad_id, cls_id=cls_id, dot_id=dot_id, arrow_id=arrow_id)
-        hidden, pad = self._encode_tokens(mols.tokens)
-        vectors = mean_pool(hidden, pad)  # [U, d]
-        if vectors.shape[0] == 0:  # a batch without a single molecule
-            vectors = hidden.new_zeros(1, hidden.shape[-1])
+        parts = []
+        for lo, hi, width in mols.chunks:
+            hidden, pad = self._encode_tokens(mols.tokens[lo:hi, :width])
+            parts.append(mean_pool(hidden, pad))
+        # [U, d]; a batch without a single molecule gets one zero row for its absent slots to point at
+        vectors = torch.cat(parts) if parts else self.norm.weight.new_zeros(1, self.cfg.d_model)
         x = vectors[mols.index] + self.roles(mols.roles).to(vectors.dtype)  # [B, K, d]
         present = mols.present
         if self.cfg.pooling == "cls":
