@@ -7,6 +7,7 @@ single-threaded BLAS, and no TUNE_STORAGE inherited from the developer's shell u
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,12 @@ def run_tune(*args, cwd: Path | None = None, storage: str | None = None, check: 
     if check and proc.returncode != 0:
         raise AssertionError(f"tune {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     return proc
+
+
+def sigint_default() -> None:
+    """``preexec_fn`` for children the tests stop with Ctrl-C (SIGINT).
+
+    A shell starts background jobs with SIGINT ignored and Python keeps an inherited SIG_IGN, so a test run
+    from ``cmd &`` (nohup, some CI runners) would send Ctrl-C into the void; the child gets the default back.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

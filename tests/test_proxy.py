@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 from click.testing import CliRunner
+from studyfiles import sigint_default
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -49,7 +50,7 @@ def child_env() -> dict[str, str]:
 def start_proxy(storage_url: str, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "yieldtune.cli.main", "proxy", "--storage", storage_url, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(), preexec_fn=sigint_default)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         client = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)

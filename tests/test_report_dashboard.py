@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 from click.testing import CliRunner
+from studyfiles import sigint_default
 
 from test_report import make_study
 
@@ -44,7 +45,7 @@ def start_dashboard(args: list[str], port: int) -> subprocess.Popen:
     log = tempfile.NamedTemporaryFile("w+", prefix="dashboard-", suffix=".log", delete=False)
     # a file, not a pipe: a full pipe would block the server's request log
     proc = subprocess.Popen([sys.executable, "-m", "yieldtune.cli.main", "dashboard", *args, "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+                            stdout=log, stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=sigint_default)
     proc.log_path = log.name  # type: ignore[attr-defined]
     log.close()
     deadline = time.monotonic() + 120
