@@ -280,3 +280,16 @@ def test_reaction_layers_are_searched_only_for_the_hierarchical_architecture(tmp
     assert seen == {"hierarchical", "flat"}
     flat_only = load_study_spec(_write(tmp_path, MINIMAL + '[search_space]\narchitecture = "flat"\n', "f.toml"))
     assert "reaction_layers" not in flat_only.search().entries  # never sampled, so not listed either
+
+
+def test_a_fixed_setting_beats_a_default_the_search_space_does_not_mention(tmp_path):
+    spec = load_study_spec(_write(tmp_path, MINIMAL + textwrap.dedent("""
+        [fixed.model]
+        architecture = "flat"
+        [fixed.train]
+        grad_clip = 0.5
+    """)))
+    space = spec.search()
+    config = space.suggest(optuna.create_study().ask())
+    assert config.model.architecture == "flat" and config.train.grad_clip == 0.5
+    assert "reaction_layers" not in space.entries  # conditional on the architecture the file fixed

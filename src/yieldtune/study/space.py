@@ -193,6 +193,10 @@ class SearchSpace:
         for name in spec.search_space:
             if name not in PARAMS:  # report unknown names even though the loop above skips them
                 parse_entry(name, spec.search_space[name], where=where)
+        fixed = _fixed_settings(spec)
+        for name, entry in entries.items():  # a [fixed.*] setting beats a fixed default the file did not write
+            if isinstance(entry, Fixed) and name not in spec.search_space and PARAMS[name].target in fixed:
+                entries[name] = Fixed(fixed[PARAMS[name].target])
         entries = {name: e for name, e in entries.items() if _can_be_active(name, entries)}
         space = cls(entries, spec.fixed, source=where)
         space._check_fixed_overlap(spec)
@@ -200,8 +204,7 @@ class SearchSpace:
         return space
 
     def _check_fixed_overlap(self, spec: "StudySpec") -> None:
-        fixed_keys = {f"{section}.{key}" for section, table in spec.fixed.model_dump(exclude_unset=True).items()
-                      if isinstance(table, dict) for key in table}
+        fixed_keys = _fixed_settings(spec)
         for name, entry in self.entries.items():
             target = PARAMS[name].target
             if target in fixed_keys and not isinstance(entry, Fixed):
@@ -272,6 +275,12 @@ class SearchSpace:
         import optuna
 
         return self.to_config(self.sample(optuna.trial.FixedTrial(params)))
+
+
+def _fixed_settings(spec: "StudySpec") -> dict[str, Any]:
+    """``{"section.key": value}`` for what the study file sets under ``[fixed.model]`` / ``[fixed.train]``."""
+    return {f"{section}.{key}": value for section, table in spec.fixed.model_dump(exclude_unset=True).items()
+            if isinstance(table, dict) for key, value in table.items()}
 
 
 def _can_be_active(name: str, entries: dict[str, Entry]) -> bool:
