@@ -95,7 +95,9 @@ def test_molecules_are_encoded_in_length_chunks_without_changing_predictions(mon
     m = split_molecules(ids, **seps, max_chunks=4, min_chunk_rows=2)
     lengths = (m.tokens != tok.pad_id).sum(1).tolist()
     assert lengths == sorted(lengths) and len(m.chunks) == 4
-    assert [lo for lo, _, _ in m.chunks] + [m.chunks[-1][1]] == sorted({lo for lo, _, _ in m.chunks} | {len(lengths)})
+    edges = [(lo, hi) for lo, hi, _ in m.chunks]  # contiguous, non-empty, covering every row
+    assert edges[0][0] == 0 and edges[-1][1] == len(lengths) and all(lo < hi for lo, hi in edges)
+    assert all(hi == next_lo for (_, hi), (next_lo, _) in zip(edges, edges[1:]))
     assert all(width == max(lengths[lo:hi]) for lo, hi, width in m.chunks)  # each padded to its own longest
     torch.manual_seed(0)
     cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, ffn_dim=64, dropout=0.0, max_len=128)
