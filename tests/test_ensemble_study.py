@@ -148,7 +148,7 @@ def test_export_reloads_in_fresh_process_exactly(study, tmp_path):
         "import sys, numpy as np, pandas as pd, torch\n"
         "torch.set_num_threads(1)\n"
         "from yieldtune.ensemble import load_ensemble\n"
-        "from yieldtune.ensemble.export import predict_file\n"
+        "from yieldtune.ensemble.predict import predict_file\n"
         "ens = load_ensemble(sys.argv[1])\n"
         "fp = predict_file(ens, sys.argv[2])\n"
         "stored = pd.read_csv(sys.argv[1] + '/predictions.csv', dtype={'id': str})\n"

@@ -19,14 +19,14 @@ def ensemble(study: str, storage: str | None, device: str, rebuild: bool, as_jso
     """Refit STUDY's top-k trials on train+validation (queued in the storage; other workers help) and
     write <artifact dir>/ensemble/ with Caruana weights. STUDY is a study file."""
     from yieldtune.ensemble.auto import ensure_ensemble
-    from yieldtune.ensemble.export import read_json
+    from yieldtune.ensemble.format import read_json
     from yieldtune.ensemble.refit import enqueue_refits, run_refit_worker
     from yieldtune.study.spec import load_study_spec
 
     spec = load_study_spec(study)
     url = spec.storage_url(storage)
     enqueue_refits(spec, url)
-    run_refit_worker(spec, url, device, build=False)
+    run_refit_worker(spec, url, device)
     out = ensure_ensemble(spec, url, rebuild=rebuild)
     info = read_json(out / "ensemble.json")
     if as_json:

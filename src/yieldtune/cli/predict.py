@@ -33,7 +33,8 @@ def predict(model_dir: Path, input_file: Path, out_file: Path, tta: int | None, 
     Rows with invalid SMILES are never silently predicted: each is listed on stderr with its row and
     column, and the command exits 2 writing nothing, unless --skip-invalid (then they are left out).
     """
-    from yieldtune.ensemble.export import input_spec, load_ensemble, predict_file
+    from yieldtune.ensemble.format import load_ensemble
+    from yieldtune.ensemble.predict import input_spec, predict_file
     from yieldtune.errors import DataError
 
     ensemble = load_ensemble(model_dir, device=device)

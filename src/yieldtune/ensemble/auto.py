@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from yieldtune.errors import ConfigError, ModelFileError
-from yieldtune.ensemble import export as fmt
+from yieldtune.ensemble import format as fmt
 from yieldtune.ensemble.refit import (
     enqueue_refits, load_refit_study, queue_state, refit_study_name, run_refit_worker,
 )
@@ -76,7 +76,11 @@ def on_budget_met(spec: "StudySpec", storage_url: str, *, device: str = "auto", 
         return None
     if not work:
         return refit.study_name
-    return run_refit_worker(spec, storage_url, device, log=log, train_all=train_all)
+    summary = run_refit_worker(spec, storage_url, device, log=log, train_all=train_all)
+    if summary.complete:
+        summary.ensemble_dir = ensure_ensemble(spec, storage_url)
+        (log or log_stderr)(f"ensemble of study {spec.name!r} ready in {summary.ensemble_dir}")
+    return summary
 
 
 def log_stderr(msg: str) -> None:

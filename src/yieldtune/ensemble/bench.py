@@ -36,7 +36,7 @@ def build_if_needed(spec: "StudySpec", storage_url: str, *, device: str, log: Ca
     from yieldtune.ensemble.refit import enqueue_refits, run_refit_worker
 
     enqueue_refits(spec, storage_url)
-    run_refit_worker(spec, storage_url, device, build=False, log=log)
+    run_refit_worker(spec, storage_url, device, log=log)
     return ensure_ensemble(spec, storage_url)
 
 
@@ -44,7 +44,7 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", 
                    log: Callable[[str], None] = print) -> dict[str, Any]:
     """One record: r2_best_single, r2_ensemble (Caruana), r2_mean, per-member R², diff and ratio."""
     from yieldtune.ensemble.auto import holdout_matrix
-    from yieldtune.ensemble.export import load_ensemble, read_json
+    from yieldtune.ensemble.format import load_ensemble, read_json
     from yieldtune.study.artifacts import artifact_store_for, download_predictor, download_val_predictions
     from yieldtune.study.datasets import prepare_folds
     from yieldtune.study.service import BUDGET_ATTR, best_trial_or_none, load_study, n_finished

@@ -214,7 +214,7 @@ class RefitSummary:
     done: int = 0       # refits this worker completed
     skipped: int = 0    # trials it pruned (pair already done/running, or empty queue race)
     complete: bool = False  # every planned pair is COMPLETE
-    ensemble_dir: Any = None
+    ensemble_dir: Any = None  # set by whoever built the ensemble afterwards
 
 
 def refit_config(spec: "StudySpec", entry: dict):
@@ -277,9 +277,10 @@ def _make_objective(spec: "StudySpec", refit: "optuna.Study", device: str, get_d
 
 
 def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", *,
-                     build: bool = True, poll_interval: float | None = None,
+                     poll_interval: float | None = None,
                      wait_for_others: bool = True, log=None, train_all=None) -> RefitSummary:
-    """Work through ``<study>:refit`` until every planned refit is COMPLETE, then build the ensemble.
+    """Work through ``<study>:refit`` until every planned refit is COMPLETE (building the ensemble is the
+    caller's next step: :func:`yieldtune.ensemble.auto.ensure_ensemble`).
 
     ``train_all`` (train + validation rows) is the data a study worker already prepared; without it the
     data is loaded and validated here, once.
@@ -348,9 +349,4 @@ def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(refit)
-    if build:
-        from yieldtune.ensemble.auto import ensure_ensemble
-
-        summary.ensemble_dir = ensure_ensemble(spec, storage_url, storage=storage)
-        log(f"ensemble of study {spec.name!r} ready in {summary.ensemble_dir}")
     return summary
