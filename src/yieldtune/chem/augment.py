@@ -31,7 +31,7 @@ def _rdkit():
 
 
 @lru_cache(maxsize=65536)
-def _parse(smi: str):
+def parse_molecule(smi: str):
     """Parse a molecule for rewriting; ``None`` where RDKit cannot read it (it is then kept verbatim).
 
     Full sanitization turns some metal bonds into dative ``->`` bonds, whose ``>`` would collide with the
@@ -58,7 +58,7 @@ def randomize_smiles(smi: str, rng: np.random.Generator) -> str:
     Arús-Pous et al.), because RDKit's own ``doRandom`` ignores any seed we give it and so could not be cached
     reproducibly.
     """
-    mol = _parse(smi)
+    mol = parse_molecule(smi)
     if mol is None or mol.GetNumAtoms() < 2:
         return smi
     Chem = _rdkit()
@@ -82,17 +82,17 @@ def augment_reaction(rxn: str, rng: np.random.Generator) -> str:
     return ">".join(out)
 
 
+@lru_cache(maxsize=65536)
+def canonical_molecule(smi: str) -> str:
+    """RDKit's canonical SMILES of one molecule; ``smi`` itself where RDKit cannot read it."""
+    mol = parse_molecule(smi)
+    return smi if mol is None else _rdkit().MolToSmiles(mol)
+
+
 def canonical_reaction(rxn: str) -> str:
     """Order-free canonical form: each molecule canonicalized, molecules sorted within role."""
-    Chem = _rdkit()
-    roles = []
-    for role in rxn.split(">"):
-        mols = []
-        for m in (role.split(".") if role else []):
-            mol = _parse(m)
-            mols.append(m if mol is None else Chem.MolToSmiles(mol))
-        roles.append(".".join(sorted(mols)))
-    return ">".join(roles)
+    return ">".join(".".join(sorted(canonical_molecule(m) for m in (role.split(".") if role else [])))
+                    for role in rxn.split(">"))
 
 
 def derive_n_variants(augment_ratio: float, augment_variants: int = 0) -> int:
