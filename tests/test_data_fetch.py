@@ -1,19 +1,17 @@
-"""Named data sets: verified copies from an offline folder, real HTTP downloads from a local server,
-checksum mismatches, and the offline message."""
+"""Named data sets: verified copies from an offline folder, checksum mismatches, and the offline message.
+
+Downloads from the upstream layout over HTTP are in tests/integration/test_fetch_upstream.py."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
-import threading
 
 import pytest
 from click.testing import CliRunner
 
 from yieldtune.cli.main import main
 from yieldtune.data import DATASETS, fetch_dataset, resolve_dataset, sha256_file
-from yieldtune.data.fetch import dataset_spec, download_file
+from yieldtune.data.fetch import dataset_spec
 from yieldtune.errors import DataError
 
 
@@ -34,28 +32,13 @@ def offline_copy(shared_data, tmp_path, folder, name, corrupt=False):
     return root
 
 
-@pytest.fixture
-def http_root(tmp_path):
-    """A real HTTP server on localhost serving tmp_path/www."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 def test_registry_entries():
     assert set(DATASETS) == {"buchwald-hartwig", "suzuki-miyaura", "aichem2024", "synthetic"}
     bh = DATASETS["buchwald-hartwig"]
     assert [f.name for f in bh.files][:2] == ["FullCV_01.csv", "FullCV_02.csv"] and len(bh.files) == 14
     assert bh.file("FullCV_03").train_n == 2767 and bh.file("Test1").train_n == 3057
     assert bh.spec.layout == "rxn" and bh.spec.target == "yield"
-    assert all(f.url.startswith("https://") and len(f.sha256) == 64 for f in bh.files)
+    assert all(len(f.sha256) == 64 and f.source.path.endswith(".xlsx") for f in bh.files)
     sm = DATASETS["suzuki-miyaura"]
     assert len(sm.files) == 10 and {f.train_n for f in sm.files} == {4032}
     ai = DATASETS["aichem2024"]
@@ -108,33 +91,14 @@ def test_checksum_mismatch_in_data_dir(shared_data, tmp_path):
         resolve_dataset("buchwald-hartwig:FullCV_02", root, cache_dir=cache)
 
 
-@pytest.mark.shared_data
-def test_download_over_http_verifies_and_rejects_tampered_files(shared_data, tmp_path, http_root):
-    www, base = http_root
-    (www / "suzuki_miyaura").mkdir()
-    shutil.copyfile(shared_data / "suzuki_miyaura" / "random_split_1.csv", www / "suzuki_miyaura" / "random_split_1.csv")
-    cache = tmp_path / "cache"
-    folder = fetch_dataset("suzuki-miyaura", cache, mirror=base, files=["random_split_1"])
-    assert sha256_file(folder / "random_split_1.csv") == DATASETS["suzuki-miyaura"].file("random_split_1").sha256
-
-    # The server now serves different bytes: the download is rejected and nothing is left behind.
-    tampered = www / "suzuki_miyaura" / "random_split_1.csv"
-    tampered.write_bytes(tampered.read_bytes().replace(b"0.", b"1.", 1))
-    dest = tmp_path / "fresh" / "f.csv"
-    with pytest.raises(DataError, match="checksum mismatch.*discarded"):
-        download_file(f"{base}/suzuki_miyaura/random_split_1.csv", dest,
-                      DATASETS["suzuki-miyaura"].file("random_split_1").sha256)
-    assert list(dest.parent.iterdir()) == []
-
-
 def test_offline_gives_one_clear_message(tmp_path):
     cache = tmp_path / "cache"
-    result = run("fetch", "aichem2024", "--cache-dir", cache, "--mirror", "http://127.0.0.1:9/",
+    result = run("fetch", "suzuki-miyaura", "--cache-dir", cache, "--mirror", "http://127.0.0.1:9/",
                  env={"TUNE_DATA_DIR": ""})
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.output
-    assert "cannot download http://127.0.0.1:9/aichem2024/round1_train_data.csv" in lines[0]
+    assert "cannot download http://127.0.0.1:9/data/Suzuki-Miyaura/random_splits/random_split_0.tsv" in lines[0]
     assert "--data-dir" in lines[0]
     leftovers = [p for p in cache.rglob("*") if p.is_file()]
     assert leftovers == []

@@ -91,10 +91,15 @@ def validate_cmd(file, layout, target, no_target, percent, delimiter, drop_inval
 @click.option("--cache-dir", default=None, envvar="TUNE_CACHE_DIR",
               help="Where fetched files live (env TUNE_CACHE_DIR, default ~/.cache/yieldtune).")
 @click.option("--mirror", default=None, envvar="TUNE_DATA_MIRROR",
-              help="Download from this base URL (MIRROR/<folder>/<file>) instead of the upstream URLs.")
+              help="Download the upstream files from this base URL with the rxn_yields layout "
+                   "(MIRROR/data/Buchwald-Hartwig/...) instead of GitHub.")
 @click.option("--file", "files", multiple=True, help="Only this file of the set (repeatable).")
 def fetch_cmd(name, data_dir, cache_dir, mirror, files) -> None:
-    """Fetch data set NAME into the cache, verifying every file's SHA-256."""
+    """Fetch data set NAME into the cache, verifying every file's SHA-256.
+
+    buchwald-hartwig and suzuki-miyaura are downloaded from the rxn_yields repository at a fixed commit and
+    converted to rxn,yield CSVs; aichem2024 is downloaded by hand (the message says from where) and verified.
+    """
     from yieldtune.data import fetch_dataset, get_dataset
 
     folder = fetch_dataset(name, cache_dir, data_dir=data_dir, mirror=mirror, files=list(files) or None)
@@ -134,7 +139,8 @@ def info_cmd(name) -> None:
     for f in ds.files:
         split = f"first {f.train_n} train" if f.train_n else "no standard split"
         label = "" if f.labelled else ", unlabelled"
-        click.echo(f"  {f.name:24s} {split}{label}  sha256 {f.sha256 or '(generated)'}")
+        click.echo(f"  {f.name:24s} {split}{label}  sha256 {f.sha256 or '(generated)'}"
+                   + (f"  from {f.source.path}" if f.source else ""))
 
 
 COMMANDS = [data_group]

@@ -1,7 +1,8 @@
 """Named reaction data sets: where each file comes from, its SHA-256, how to read it, its standard split.
 
 A study file says ``data = "buchwald-hartwig"`` and gets the same bytes everywhere: files are fetched once
-into the cache (or taken from an offline copy with ``--data-dir``) and always verified by checksum.
+into the cache (downloaded from upstream and converted, or taken from an offline copy with ``--data-dir``)
+and always verified by checksum.
 """
 
 from __future__ import annotations
@@ -11,25 +12,46 @@ from dataclasses import dataclass
 from yieldtune.data.table import DataSpec
 from yieldtune.errors import DataError
 
-# Upstream locations. The Buchwald–Hartwig and Suzuki–Miyaura URLs point into the rxn_yields project
-# (rxn4chemistry/rxn_yields), the most plausible public raw locations; note that upstream keeps BH as an
-# .xlsx and SM as .tsv with an index column, so these exact CSV bytes may not be served there. The SHA-256
-# values (computed from the project's reference copies) guard correctness: a file with other bytes is
-# rejected, never used. For offline or mirrored copies use --data-dir / TUNE_DATA_DIR or --mirror.
-_RXN_YIELDS = "https://raw.githubusercontent.com/rxn4chemistry/rxn_yields/master/data"
-# aichem2024: the data set is figshare 30265270 ("Demo organic reaction dataset ... 2nd World AI4S Prize"),
-# redistributed in public GitHub repositories. This raw location is UNVERIFIED (no network when it was
-# written); the checksums are what make it safe. Prefer --data-dir / TUNE_DATA_DIR with a known copy.
-_AICHEM = "https://raw.githubusercontent.com/AI4S-Prize/2024-physical-science-track/main/data"
+# The HTE sets come from the rxn_yields project (rxn4chemistry, MIT licence) at a fixed commit: BH as one
+# Excel workbook, SM as TSVs. They are downloaded from the raw-file address of that commit (or a mirror with
+# the same layout), checked against these SHA-256 sums and converted to the reference CSVs (data/upstream.py).
+RXN_YIELDS_COMMIT = "d9e6b87ce1b881978490d68bfc00021e3b48127a"
+RXN_YIELDS_RAW = f"https://raw.githubusercontent.com/rxn4chemistry/rxn_yields/{RXN_YIELDS_COMMIT}"
+_BH_XLSX = "data/Buchwald-Hartwig/Dreher_and_Doyle_input_data.xlsx"
+_BH_XLSX_SHA = "d7f318abfbb42eaadca482b1e9aa54540eeed60e0089b6a0eb4e75366c31ee2e"
+_SM_TSV_SHA = [
+    "d2acd54d3958a5369346177834e6c2b16388813bb28b105181a252a15c4a79a8",
+    "f4d8ff77db48c5862134309cabc618735bf3dc16e13004c1cb4a02c1015c9b7a",
+    "384733377961659f3ec7b0c33a64d92e31f1283c3d9aab552a7f20e01845a0d1",
+    "0b939b662ad26ff96339b2d43c1db59e8fdf4775431168a590a5a251619539e7",
+    "8cd6bb56a8a0db7d7e52f614dc83860ae1ecb3447b673bbbe7408a4a1c277861",
+    "3c45c00c7e0b9a826c7885443d09601517f6f509c52bb62751eee5f7f71bbd5f",
+    "4fc96fdd6995813822968145c0614b17af5e6eb7f844d1f0b569f9020e827acd",
+    "1ebb816b2c66e1c2a4a96ac82e626ea60f5233ea4f7ccf71828876ab792e69b8",
+    "795ed45e3dbb081dda21b5b1c08e21b0e8498bea3548f09ca37a6d82b0ca9ae8",
+    "b29febdd4f23f04248c6651906093ca06090b08b76e859f5b2bd3910cd77a31b",
+]
+# aichem2024 has no stable download address: the user downloads it by hand and fetch verifies it.
+AICHEM_SOURCE = ("figshare record 30265270, \"Demo organic reaction dataset used in Physical Science Track of the "
+                 "2nd World AI4S Prize\" (https://doi.org/10.6084/m9.figshare.30265270)")
+
+
+@dataclass(frozen=True)
+class UpstreamFile:
+    """A file of an upstream repository: its path there (from the repository root) and its SHA-256."""
+
+    path: str
+    sha256: str
+    kind: str  # "bh-xlsx" or "sm-tsv": which converter reads it
 
 
 @dataclass(frozen=True)
 class DatasetFile:
-    """One file of a named data set: its name, checksum, upstream URL and standard 'first N rows train' split."""
+    """One file of a named data set: its name, checksum, where it comes from and its standard 'first N train'."""
 
     name: str
     sha256: str | None  # None only for generated files
-    url: str | None
+    source: UpstreamFile | None = None  # converted from this upstream file (None: placed by hand or generated)
     train_n: int | None = None
     labelled: bool = True
 
@@ -98,7 +120,7 @@ DATASETS: dict[str, Dataset] = {
         name="buchwald-hartwig",
         folder="buchwald_hartwig",
         files=tuple(
-            DatasetFile(name, sha, f"{_RXN_YIELDS}/Buchwald-Hartwig/{name}", _BH_TEST_TRAIN_N.get(name, 2767))
+            DatasetFile(name, sha, UpstreamFile(_BH_XLSX, _BH_XLSX_SHA, "bh-xlsx"), _BH_TEST_TRAIN_N.get(name, 2767))
             for name, sha in _BH_SHA.items()
         ),
         spec=DataSpec.rxn(target="yield"),
@@ -110,8 +132,9 @@ DATASETS: dict[str, Dataset] = {
         folder="suzuki_miyaura",
         files=tuple(
             DatasetFile(f"random_split_{i}.csv", sha,
-                        f"{_RXN_YIELDS}/Suzuki-Miyaura/random_splits/random_split_{i}.csv", 4032)
-            for i, sha in enumerate(_SM_SHA)
+                        UpstreamFile(f"data/Suzuki-Miyaura/random_splits/random_split_{i}.tsv", tsv_sha, "sm-tsv"),
+                        4032)
+            for i, (sha, tsv_sha) in enumerate(zip(_SM_SHA, _SM_TSV_SHA))
         ),
         spec=DataSpec.rxn(target="yield"),
         default_file="random_split_0.csv",
@@ -122,11 +145,9 @@ DATASETS: dict[str, Dataset] = {
         folder="aichem2024",
         files=(
             DatasetFile("round1_train_data.csv",
-                        "f99393254b28ea4575b1a22b88b9148f0102556af9e23292db83e49752647a5b",
-                        f"{_AICHEM}/round1_train_data.csv"),
+                        "f99393254b28ea4575b1a22b88b9148f0102556af9e23292db83e49752647a5b"),
             DatasetFile("round1_test_data.csv",
-                        "ede17fc3274aa84618dad2a2ecad7ab32fd106a9ad67831e6b04e7237a0c75cd",
-                        f"{_AICHEM}/round1_test_data.csv", labelled=False),
+                        "ede17fc3274aa84618dad2a2ecad7ab32fd106a9ad67831e6b04e7237a0c75cd", labelled=False),
         ),
         spec=DataSpec(),
         default_file="round1_train_data.csv",
