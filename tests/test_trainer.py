@@ -153,7 +153,8 @@ def test_tune_lr_find_writes_plot(tmp_path):
                           capture_output=True, text=True, timeout=300, env=_env())
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert 1e-5 <= result["suggested_lr"] <= 10 and 5 < result["steps_run"] <= 30
+    # 30 batches of a 60-reaction plate over 6 decades: no trend above the batch noise, and it says so
+    assert result["suggested_lr"] is None and "--steps" in result["note"] and 5 < result["steps_run"] <= 30
     html = plot.read_text()
     assert "plotly" in html.lower() and len(html) > 1_000_000  # plotly.js embedded: opens offline
 

@@ -142,15 +142,17 @@ def _echo_epoch(m) -> None:
 @data_options
 @_config_options
 @device_option
-@click.option("--start", "start_lr", default=1e-7, type=float, help="First learning rate.")
+@click.option("--start", "start_lr", default=1e-6, type=float, help="First learning rate.")
 @click.option("--end", "end_lr", default=1.0, type=float, help="Last learning rate.")
-@click.option("--steps", default=100, type=int, help="Number of batches (LR grows exponentially).")
+@click.option("--steps", default=200, type=int,
+              help="Number of batches (LR grows exponentially); ~30 per decade keep batch noise from deciding.")
 @click.option("--out", "out_path", default="lr_find.html", type=click.Path(dir_okay=False),
               help="Self-contained plotly HTML of loss vs learning rate.")
 @json_option
 def lr_find_cmd(data, layout, target, percent, data_dir, config_path, overrides, device, start_lr, end_lr, steps,
                 out_path, as_json) -> None:
-    """LR range test: print the suggested learning rate and plot loss vs LR."""
+    """LR range test: print the suggested learning rate (a third of the LR at the smoothed loss's minimum) and
+    plot loss vs LR."""
     from yieldtune.config import load_run_config
     from yieldtune.errors import ConfigError
     from yieldtune.train.lr_find import lr_find_figure, lr_range_test
@@ -168,10 +170,12 @@ def lr_find_cmd(data, layout, target, percent, data_dir, config_path, overrides,
     lr_find_figure(result).write_html(str(tmp), include_plotlyjs=True, full_html=True)
     os.replace(tmp, out)
     if as_json:
-        click.echo(json.dumps({"suggested_lr": result.suggested_lr, "diverged": result.diverged,
-                               "steps_run": len(result.lrs), "plot": str(out)}))
+        click.echo(json.dumps({"suggested_lr": result.suggested_lr, "min_loss_lr": result.min_loss_lr,
+                               "diverged": result.diverged, "steps_run": len(result.lrs), "note": result.note,
+                               "plot": str(out)}))
     else:
-        lr = "n/a (too few steps)" if result.suggested_lr is None else f"{result.suggested_lr:.3g}"
+        lr = (f"none: {result.note}" if result.suggested_lr is None
+              else f"{result.suggested_lr:.3g} (a third of {result.min_loss_lr:.3g}, where the smoothed loss is lowest)")
         click.echo(f"suggested lr: {lr}  ({len(result.lrs)} steps{', stopped at divergence' if result.diverged else ''}); "
                    f"plot: {out}")
 

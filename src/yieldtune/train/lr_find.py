@@ -1,7 +1,12 @@
 """LR range test (Smith 2015): raise the LR exponentially each step and watch the smoothed loss.
 
-The suggested LR is the steepest descent point of the smoothed loss curve: the LR where the loss falls
-fastest, comfortably below the LR at which training diverges.
+Per-batch losses of small reaction models are noisy (one batch's MSE swings by ±50 % around the mean
+predictor's), and a slope taken from such a curve lands anywhere, sometimes right after a loss spike. So the
+rule reads only the robust part of the curve: the loss is smoothed by a centred running median then mean
+(no lag, a single spike cannot move it), the curve is cut where it diverges, and the suggestion is
+**a third of the LR at the smoothed loss's minimum** — half a decade below where training turns unstable,
+Smith's base-LR rule for a maximum LR. When the minimum is not clearly below the starting loss (the fall is
+within the noise: too few ``steps`` for the LR range) there is no suggestion rather than a random one.
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from yieldtune.chem.tokenizer import SmilesTokenizer
 from yieldtune.config import RunConfig
 from yieldtune.data.table import ReactionTable
 from yieldtune.errors import DataError
 from yieldtune.model.predictor import to_device
 from yieldtune.model.transformer import YieldTransformer
-from yieldtune.chem.tokenizer import SmilesTokenizer
 from yieldtune.train.batching import bucketed_batches, encode_reactions
 from yieldtune.train.device import autocast, resolve_device, resolve_precision
 from yieldtune.train.trainer import param_groups, seed_everything, target_scaling
@@ -30,30 +35,55 @@ class LRFindResult:
     losses: list[float] = field(default_factory=list)
     smoothed: list[float] = field(default_factory=list)
     suggested_lr: float | None = None
+    min_loss_lr: float | None = None
     diverged: bool = False
+    note: str = ""
 
     def to_dict(self) -> dict:
-        return {"suggested_lr": self.suggested_lr, "diverged": self.diverged, "lrs": self.lrs,
-                "losses": self.losses, "smoothed": self.smoothed}
+        return {"suggested_lr": self.suggested_lr, "min_loss_lr": self.min_loss_lr, "diverged": self.diverged,
+                "note": self.note, "lrs": self.lrs, "losses": self.losses, "smoothed": self.smoothed}
 
 
-def steepest_descent_lr(lrs: list[float], smoothed: list[float], skip_start: int = 3, skip_end: int = 2) -> float | None:
-    """LR at the most negative slope of smoothed loss vs log10(LR)."""
-    lo, hi = skip_start, len(lrs) - skip_end
-    if hi - lo < 2:
-        return None
-    x = np.log10(np.asarray(lrs[lo:hi]))
-    y = np.asarray(smoothed[lo:hi])
-    slope = np.gradient(y, x)
-    return float(lrs[lo + int(np.argmin(slope))])
+def smooth_losses(losses: list[float]) -> tuple[np.ndarray, int]:
+    """Centred running median, then running mean, over ~a tenth of the curve; returns (curve, window)."""
+    loss = np.asarray(losses, dtype=float)
+    window = max(5, (len(loss) // 10) | 1)
+    half = window // 2
+    padded = np.pad(loss, half, mode="edge")
+    median = np.median(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)
+    return np.convolve(np.pad(median, half, mode="edge"), np.ones(window) / window, mode="valid"), window
 
 
-def lr_range_test(config: RunConfig, train: ReactionTable, *, device: str = "auto", start_lr: float = 1e-7,
-                  end_lr: float = 1.0, steps: int = 100, smoothing: float = 0.98,
+def suggest_lr(lrs: list[float], losses: list[float], diverge_factor: float = 4.0,
+               fraction: float = 1 / 3) -> tuple[float | None, float | None, str]:
+    """(suggested LR, LR at the smoothed minimum, why there is none) from an LR range test's raw losses."""
+    n = len(losses)
+    if n < 10:
+        return None, None, f"too few steps ({n}) to separate the loss trend from batch noise; use --steps 200"
+    smoothed, window = smooth_losses(losses)
+    half = window // 2
+    lo, hi = half, n - half  # the ends, where the window is cut short, are not trusted
+    running_min = np.minimum.accumulate(smoothed[lo:hi])
+    blown = np.nonzero(smoothed[lo:hi] > diverge_factor * running_min)[0]
+    if len(blown):
+        hi = lo + int(blown[0])
+    at_min = lo + int(np.argmin(smoothed[lo:hi]))
+    start_level = float(np.median(smoothed[lo:lo + window]))
+    noise = float(np.std(np.asarray(losses[:max(window, n // 5)]))) / math.sqrt(window)
+    if start_level - smoothed[at_min] < 3 * noise:
+        return None, None, (f"the loss never fell clearly below its starting level (by {start_level - smoothed[at_min]:.3f}, "
+                            f"noise {noise:.3f}); use more --steps or a wider --start/--end")
+    min_lr = float(lrs[at_min])
+    return min_lr * fraction, min_lr, ""
+
+
+def lr_range_test(config: RunConfig, train: ReactionTable, *, device: str = "auto", start_lr: float = 1e-6,
+                  end_lr: float = 1.0, steps: int = 200, smoothing: float = 0.98,
                   diverge_factor: float = 4.0) -> LRFindResult:
     """Train from scratch with LR growing from ``start_lr`` to ``end_lr`` over ``steps`` batches.
 
-    Stops early once the smoothed loss exceeds ``diverge_factor`` times its best value.
+    Stops early once the (running, exponentially) smoothed loss exceeds ``diverge_factor`` times its best
+    value; the suggestion is then read from the raw losses by :func:`suggest_lr`.
     """
     if not train.has_targets or len(train) == 0:
         raise DataError("lr-find needs reactions with yields", path=train.source)
@@ -99,27 +129,28 @@ def lr_range_test(config: RunConfig, train: ReactionTable, *, device: str = "aut
         smooth = avg / (1 - smoothing ** (i + 1))
         result.lrs.append(lr)
         result.losses.append(value)
-        result.smoothed.append(smooth)
         best = min(best, smooth)
         if i > 5 and smooth > diverge_factor * best:
             result.diverged = True
             break
-    result.suggested_lr = steepest_descent_lr(result.lrs, result.smoothed)
+    result.suggested_lr, result.min_loss_lr, result.note = suggest_lr(result.lrs, result.losses, diverge_factor)
+    result.smoothed = smooth_losses(result.losses)[0].tolist() if result.losses else []  # the curve the rule read
     return result
 
 
 def lr_find_figure(result: LRFindResult):
-    """Plotly figure: raw and smoothed loss vs LR on a log axis, suggested LR marked."""
+    """Plotly figure: raw and smoothed loss vs LR on a log axis, the minimum and the suggested LR marked."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=result.lrs, y=result.losses, mode="lines", name="loss", opacity=0.35))
-    fig.add_trace(go.Scatter(x=result.lrs, y=result.smoothed, mode="lines", name="smoothed loss"))
+    fig.add_trace(go.Scatter(x=result.lrs, y=result.smoothed, mode="lines", name="smoothed loss (centred)"))
     if result.suggested_lr is not None:
-        i = result.lrs.index(result.suggested_lr)
-        fig.add_trace(go.Scatter(x=[result.lrs[i]], y=[result.smoothed[i]], mode="markers+text",
-                                 name="suggested", marker={"size": 12, "symbol": "x"},
-                                 text=[f"{result.suggested_lr:.2e}"], textposition="top center"))
+        i = result.lrs.index(result.min_loss_lr)
+        fig.add_trace(go.Scatter(x=[result.lrs[i]], y=[result.smoothed[i]], mode="markers", name="smoothed minimum",
+                                 marker={"size": 10}))
+        fig.add_vline(x=result.suggested_lr, line_dash="dash",
+                      annotation_text=f"suggested {result.suggested_lr:.2e} (minimum / 3)")
     fig.update_layout(title="LR range test", xaxis_title="learning rate", yaxis_title="training loss (MSE, scaled)",
                       template="plotly_white")
     fig.update_xaxes(type="log")
