@@ -11,7 +11,7 @@ from yieldtune.chem.tokenizer import SmilesTokenizer
 from yieldtune.config import ModelConfig, RunConfig, TrainConfig
 from yieldtune.model import YieldPredictor, YieldTransformer
 from yieldtune.model.transformer import split_molecules
-from yieldtune.train.batching import EncodedReactions
+from yieldtune.model.batching import EncodedReactions
 
 REACTIONS = [
     "Clc1ccccn1.Cc1ccc(N)cc1.CCN=P(N=P(N(C)C)(N(C)C)N(C)C)(N(C)C)N(C)C.Cc1cc(C)on1>>Cc1ccc(Nc2ccccn2)cc1",

@@ -178,7 +178,7 @@ def test_device_and_precision_resolution():
     import torch
 
     from yieldtune.errors import ConfigError
-    from yieldtune.train.device import resolve_device, resolve_precision
+    from yieldtune.model.device import resolve_device, resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu, 512) == "fp32" and resolve_precision("bf16", cpu, 16) == "bf16"

@@ -32,6 +32,7 @@ def _gpu_list(_ctx, _param, value: str | None) -> list[int] | None:
 def run(study_file: str, jobs: int, gpus, device: str | None, storage: str | None, n_trials: int | None,
         live: bool, create_only: bool) -> None:
     """Create STUDY_FILE's study if needed and run workers until its budget of trials is met."""
+    from yieldtune.ensemble.auto import on_budget_met
     from yieldtune.study.runner import create_study_only, run_study
     from yieldtune.study.spec import load_study_spec
 
@@ -40,7 +41,7 @@ def run(study_file: str, jobs: int, gpus, device: str | None, storage: str | Non
         click.echo(create_study_only(spec, spec.storage_url(storage), n_trials=n_trials))
         return
     summary = run_study(spec, spec.storage_url(storage), jobs=jobs, gpus=gpus, device=device, n_trials=n_trials,
-                        live=live)
+                        live=live, on_budget_met=on_budget_met)
     if summary.interrupted:
         sys.exit(130)
     sys.exit(0 if summary.ok else 1)

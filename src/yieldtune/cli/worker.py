@@ -20,12 +20,13 @@ from yieldtune.cli._common import device_option, storage_option
 def worker(study_file: str, storage: str | None, device: str, n_trials: int | None, worker_id: str | None,
            threads: int | None) -> None:
     """Pull trials of STUDY_FILE's study from the shared storage until the budget is met."""
+    from yieldtune.ensemble.auto import on_budget_met
     from yieldtune.study.spec import load_study_spec
     from yieldtune.study.worker import run_worker
 
     spec = load_study_spec(study_file)
     result = run_worker(spec, spec.storage_url(storage), device=device, n_trials=n_trials, worker_id=worker_id,
-                        threads=threads)
+                        threads=threads, on_budget_met=on_budget_met)
     sys.exit(result.exit_code)
 
 

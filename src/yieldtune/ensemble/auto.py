@@ -58,7 +58,8 @@ def member_name(source_trial: int, seed: int) -> str:
 
 def on_budget_met(spec: "StudySpec", storage_url: str, *, device: str = "auto", work: bool = True,
                   log: Callable[[str], None] | None = None, train_all=None):
-    """Called when the trial budget is met (by every worker past the budget, and by ``tune run``).
+    """The budget-met step ``tune worker`` and ``tune run`` pass to the study worker/runner
+    (:class:`yieldtune.study.worker.OnBudgetMet`): every worker past the budget, and the runner, call it.
 
     Queues the refits once (idempotent across processes and machines); with ``work`` (default) it
     then works the refit queue alongside any other worker, waits for refits running elsewhere, and
@@ -88,8 +89,6 @@ def log_stderr(msg: str) -> None:
 
     print(msg, file=sys.stderr, flush=True)
 
-
-after_budget = on_budget_met  # the name the worker loop reads best with
 
 
 # ---- building the ensemble from finished refits ---------------------------------------------

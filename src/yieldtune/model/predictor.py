@@ -19,6 +19,8 @@ from yieldtune.chem.tokenizer import SmilesTokenizer
 from yieldtune.config import RunConfig
 from yieldtune.data.table import ReactionTable
 from yieldtune.errors import ConfigError, ModelFileError
+from yieldtune.model.batching import EncodedReactions, sorted_batches
+from yieldtune.model.device import autocast, resolve_device, resolve_precision
 from yieldtune.model.transformer import YieldTransformer
 
 FORMAT = "yieldtune-predictor"
@@ -39,8 +41,6 @@ class YieldPredictor:
 
     def __init__(self, model: YieldTransformer, tokenizer: SmilesTokenizer, config: RunConfig,
                  target_mean: float, target_std: float, device: str | torch.device = "cpu") -> None:
-        from yieldtune.train.device import resolve_device
-
         self.tokenizer, self.config = tokenizer, config
         self.target_mean, self.target_std = float(target_mean), float(target_std)
         self.device = resolve_device(device)
@@ -48,10 +48,7 @@ class YieldPredictor:
 
     # -- prediction -------------------------------------------------------------------------------
     def predict_encoded(self, encoded, batch_size: int = 256) -> np.ndarray:
-        """Yields for pre-encoded sequences (:class:`~yieldtune.train.batching.EncodedReactions`)."""
-        from yieldtune.train.batching import sorted_batches
-        from yieldtune.train.device import autocast, resolve_precision
-
+        """Yields for pre-encoded sequences (:class:`~yieldtune.model.batching.EncodedReactions`)."""
         out = np.empty(len(encoded), dtype=np.float32)
         if len(encoded) == 0:
             return out
@@ -71,7 +68,6 @@ class YieldPredictor:
                 batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """``(mean, std)`` per reaction; with ``tta=N`` over the original plus N randomized copies."""
         from yieldtune.chem.augment import generate_variants
-        from yieldtune.train.batching import EncodedReactions
 
         rxns = list(reactions.reactions if isinstance(reactions, ReactionTable) else reactions)
         max_len = self.config.model.max_len

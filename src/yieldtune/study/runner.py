@@ -15,10 +15,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from yieldtune.errors import ConfigError, YieldtuneError
 from yieldtune.study.spec import STORAGE_ENV, StudySpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from yieldtune.study.worker import OnBudgetMet
 
 
 @dataclass
@@ -132,8 +135,12 @@ def create_study_only(spec: StudySpec, storage_url: str, *, n_trials: int | None
 
 def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[int] | None = None,
               device: str | None = None, n_trials: int | None = None, live: bool = True,
-              log: Callable[[str], None] | None = None) -> RunSummary:
-    """Create the study, run ``jobs`` workers until the budget is met, and return a summary."""
+              log: Callable[[str], None] | None = None, on_budget_met: OnBudgetMet | None = None) -> RunSummary:
+    """Create the study, run ``jobs`` workers until the budget is met, and return a summary.
+
+    ``on_budget_met`` (if given, and ``[ensemble] auto``) runs once the budget is met, after the workers
+    (which were started as ``tune worker`` and did the refits already) have exited.
+    """
     from yieldtune.study.service import create_or_load_study, best_trial_or_none, state_counts
     from yieldtune.study.status import render_status, study_status
     from yieldtune.study.storage import open_spec_storage
@@ -220,20 +227,11 @@ def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[in
             where = f" (log: {w.log_path})" if w.log_path else ""
             log(f"worker {w.worker_id} exited with code {w.process.returncode}{where}")
     log(summary.line())
-    if summary.ok and summary.budget_met:
-        summary.ensemble_ran = run_budget_hook(spec, storage_url, log)
+    if summary.ok and summary.budget_met and on_budget_met is not None and spec.ensemble.auto:
+        log("budget met: building the ensemble")
+        on_budget_met(spec, storage_url, log=log)
+        summary.ensemble_ran = True
     return summary
 
 
-def run_budget_hook(spec: StudySpec, storage_url: str, log: Callable[[str], None]) -> bool:
-    """Finish the ensemble step once the budget is met (workers normally did the refits already)."""
-    if not spec.ensemble.auto:
-        return False
-    from yieldtune.ensemble.auto import on_budget_met
-
-    log("budget met: building the ensemble")
-    on_budget_met(spec, storage_url, log=log)
-    return True
-
-
-__all__ = ["run_study", "RunSummary", "plan_workers", "start_workers", "worker_command", "run_budget_hook"]
+__all__ = ["run_study", "RunSummary", "plan_workers", "start_workers", "worker_command"]

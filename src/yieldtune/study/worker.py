@@ -23,7 +23,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 from yieldtune.errors import YieldtuneError
 from yieldtune.study.spec import StudySpec
@@ -119,12 +119,21 @@ def _requeue(study, frozen) -> None:
         system_attrs=dict(frozen.system_attrs)))
 
 
+class OnBudgetMet(Protocol):
+    """What runs once the trial budget is met (the entry point passes it in; the ensemble step in ``tune``)."""
+
+    def __call__(self, spec: StudySpec, storage_url: str, *, device: str = ..., log: Callable[[str], None] | None = ...,
+                 train_all=...) -> object: ...
+
+
 def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials: int | None = None,
                worker_id: str | None = None, *, threads: int | None = None,
-               log: Callable[[str], None] | None = None, handle_signals: bool = True) -> WorkerResult:
+               log: Callable[[str], None] | None = None, handle_signals: bool = True,
+               on_budget_met: OnBudgetMet | None = None) -> WorkerResult:
     """Serve ``spec``'s study from ``storage_url`` until ``n_trials`` trials are finished.
 
     ``n_trials`` defaults to the budget ``tune run`` recorded on the study, else the study file's.
+    ``on_budget_met`` (if given) runs once the budget is met, with the worker's prepared training rows.
     """
     import optuna
     from optuna.trial import TrialState
@@ -222,10 +231,8 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
                 if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
                     raise WorkerFailed(f"worker {worker_id}: {consecutive_failures} trials failed in a row; "
                                        f"last: {reason or 'unknown error'}")
-        if budget_met:
+        if budget_met and on_budget_met is not None:
             # every worker shares the refits of the best trials; the one finishing last builds the ensemble
-            from yieldtune.ensemble.auto import on_budget_met
-
             stop.interruptible = True
             on_budget_met(spec, storage_url, device=device, log=log, train_all=data.train_all)
             stop.interruptible = False
@@ -264,4 +271,4 @@ def _finish_interrupted(spec: StudySpec, study, objective, log, worker_id: str) 
         log(f"worker {worker_id}: trial {frozen.number} interrupted -> FAIL, re-queued")
 
 
-__all__ = ["run_worker", "WorkerResult", "WorkerStopped", "WorkerFailed", "default_worker_id"]
+__all__ = ["run_worker", "OnBudgetMet", "WorkerResult", "WorkerStopped", "WorkerFailed", "default_worker_id"]

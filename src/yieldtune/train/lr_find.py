@@ -24,8 +24,8 @@ from yieldtune.data.table import ReactionTable
 from yieldtune.errors import DataError
 from yieldtune.model.predictor import to_device
 from yieldtune.model.transformer import YieldTransformer
-from yieldtune.train.batching import bucketed_batches, encode_reactions
-from yieldtune.train.device import autocast, resolve_device, resolve_precision
+from yieldtune.model.batching import bucketed_batches, encode_reactions
+from yieldtune.model.device import autocast, resolve_device, resolve_precision
 from yieldtune.train.trainer import param_groups, seed_everything, target_scaling
 
 

@@ -25,8 +25,8 @@ from yieldtune.data.table import ReactionTable
 from yieldtune.errors import DataError
 from yieldtune.model.predictor import YieldPredictor, to_device
 from yieldtune.model.transformer import YieldTransformer
-from yieldtune.train.batching import EncodedReactions, bucketed_batches, encode_reactions
-from yieldtune.train.device import autocast, needs_grad_scaler, resolve_device, resolve_precision
+from yieldtune.model.batching import EncodedReactions, bucketed_batches, encode_reactions
+from yieldtune.model.device import autocast, needs_grad_scaler, resolve_device, resolve_precision
 from yieldtune.train.metrics import mae, r2_score, rmse
 from yieldtune.train.schedulers import build_scheduler
 
