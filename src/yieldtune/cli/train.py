@@ -72,6 +72,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, trai
     """Train one configuration and save metrics.json plus the predictor into --out."""
     from yieldtune.config import load_run_config
     from yieldtune.data import split_first_n, split_holdout
+    from yieldtune.data.load import require_varying_target
     from yieldtune.errors import ConfigError
     from yieldtune.train.metrics import regression_metrics
     from yieldtune.train.trainer import Trainer
@@ -80,6 +81,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, trai
     table, spec = load_table(data, layout, target, percent, data_dir)
     if not table.has_targets:
         raise ConfigError(f"{data}: no yield column to train on (use --target COLUMN)")
+    require_varying_target(table, spec.target)
     test = None
     if train_rows is not None:
         if test_file:

@@ -8,7 +8,9 @@ before any training starts.
 from __future__ import annotations
 
 import csv
+import io
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,8 @@ from yieldtune.data.validate import Problem, SmilesCache, split_reaction, write_
 from yieldtune.errors import DataError
 
 DELIMITERS = (",", "\t", ";")
+# A plain decimal number; float() alone also takes "1_0", "infinity" and non-ASCII digits.
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 _ROLES = ("reactants", "agents", "products")
 
 
@@ -53,38 +57,116 @@ def sniff_delimiter(line: str) -> str:
     return best if counts[best] else ","
 
 
-def read_csv_rows(path: Path, delimiter: str | None = None) -> tuple[list[str], list[tuple[int, list[str]]], str]:
-    """Header, (file line, cells) for every non-blank data row, and the delimiter (sniffed when not given).
+MAX_FILE_BYTES = 1 << 30  # the reader holds a file in memory; reaction tables are far smaller
+MAX_CELL_CHARS = 131_072  # csv's default field limit; no SMILES or yield is anywhere near it
+_SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # xlsx (zip), xls (OLE)
 
-    The one reader of reaction files, so row numbers in errors and in prediction output always agree.
-    """
+
+def _row_of_offset(data: bytes | str, offset: int) -> int:
+    """1-based file row holding position ``offset``."""
+    newline = b"\n" if isinstance(data, bytes) else "\n"
+    return data.count(newline, 0, offset) + 1
+
+
+def _decode(path: Path) -> str:
+    """The text of a reaction file: UTF-8 (BOM allowed) or UTF-16 with a BOM, else a DataError naming the row."""
     if not path.exists():
         raise DataError("file not found", path=str(path))
     if path.is_dir():
         raise DataError("is a directory, expected a CSV/TSV file", path=str(path))
+    if not path.is_file():
+        raise DataError("not a regular file (a device or pipe?), expected a CSV/TSV file", path=str(path))
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise DataError(f"file is {size / 2**30:.1f} GiB, more than the {MAX_FILE_BYTES / 2**30:.0f} GiB a "
+                        "reaction file may have (wrong file?)", path=str(path))
+    data = path.read_bytes()
+    if data.startswith(_SPREADSHEET_MAGIC):
+        raise DataError("is a spreadsheet, not CSV/TSV text: export it as CSV", path=str(path))
+    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = data.decode(encoding)
     except UnicodeDecodeError as err:
-        raise DataError(f"not UTF-8 text ({err.reason} at byte {err.start})", path=str(path)) from None
+        raise DataError(f"not {encoding.upper().removesuffix('-SIG')} text ({err.reason} at byte {err.start}); "
+                        "save the file as UTF-8", path=str(path), row=_row_of_offset(data, err.start)) from None
+    nul = text.find("\0")
+    if nul >= 0:
+        raise DataError("contains a NUL byte (a binary file, or UTF-16 without a BOM?)", path=str(path),
+                        row=_row_of_offset(text, nul))
+    return text
+
+
+def _cells(text: str, delimiter: str, path: Path):
+    """(file row where the record starts, cells) per CSV record; rows count physical lines (``\\n``, ``\\r\\n``,
+    ``\\r``), so a quoted newline inside a cell keeps the rows after it right."""
+    old_limit = csv.field_size_limit()
+    csv.field_size_limit(MAX_FILE_BYTES)  # cell size is checked below, with the row and column named
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        start = 1
+        try:
+            for cells in reader:
+                yield start, cells
+                start = reader.line_num + 1
+        except csv.Error as err:
+            raise DataError(f"not valid CSV ({err}; an unclosed quote?)", path=str(path), row=start) from None
+    finally:
+        csv.field_size_limit(old_limit)
+
+
+def read_csv_rows(path: Path, delimiter: str | None = None) -> tuple[list[str], list[tuple[int, list[str]]], str]:
+    """Header, (file line, cells) for every non-blank data row, and the delimiter (sniffed when not given).
+
+    The one reader of reaction files, so row numbers in errors and in prediction output always agree. Anything
+    that would make the rows ambiguous (duplicate column names, a header repeated mid-file, a giant cell) is a
+    DataError naming the row and column.
+    """
+    path = Path(path)
+    text = _decode(path)
     if not text.strip():
         raise DataError("empty file", path=str(path))
     first_line = next(line for line in text.splitlines() if line.strip())
     delimiter = delimiter or sniff_delimiter(first_line)
-    reader = csv.reader(text.splitlines(), delimiter=delimiter)
     header: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
-    for cells in reader:
+    for line, cells in _cells(text, delimiter, path):
         if not any(c.strip() for c in cells):
             continue
+        for i, cell in enumerate(cells):
+            if len(cell) > MAX_CELL_CHARS:
+                name = header[i] if header is not None and i < len(header) else f"#{i + 1}"
+                raise DataError(f"a cell of {len(cell):,} characters (more than {MAX_CELL_CHARS:,}; an unclosed "
+                                "quote?)", path=str(path), row=line, column=name)
         if header is None:
+            if line != 1:
+                raise DataError("blank lines before the header", path=str(path), row=1)
             header = [c.strip() for c in cells]
-            header_line = reader.line_num
+            _check_header(header, path)
             continue
-        rows.append((reader.line_num, cells))
+        if [c.strip() for c in cells] == header:
+            raise DataError("repeats the header (two files concatenated?)", path=str(path), row=line)
+        rows.append((line, cells))
     assert header is not None
-    if header_line != 1:
-        raise DataError("blank lines before the header", path=str(path), row=1)
     return header, rows, delimiter
+
+
+def _check_header(header: list[str], path: Path) -> None:
+    """Every named column once: with a name twice, which one holds the data would be a guess."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name and name in seen:
+            raise DataError(f"column name {name!r} appears twice (columns {seen[name]} and {i}); rename one",
+                            path=str(path), row=1, column=name)
+        seen[name] = i
+
+
+def require_varying_target(table: ReactionTable, column: str | None) -> ReactionTable:
+    """``table`` unchanged, or a DataError when every training target is the same (nothing to learn, R² 0)."""
+    ys = table.yields
+    if ys is not None and len(ys) and float(ys.min()) == float(ys.max()):
+        raise DataError(f"the target is constant: all {len(ys)} rows have {float(ys[0]):g}, there is nothing to "
+                        "learn (wrong column?)", path=table.source, column=column)
+    return table
 
 
 def read_reactions(path: str | Path, spec: DataSpec | None = None, *, drop_invalid: bool = False,
@@ -121,7 +203,9 @@ def read_reactions(path: str | Path, spec: DataSpec | None = None, *, drop_inval
     for line, cells in rows:
         row_problems: list[Problem] = []
         if len(cells) != len(header):
-            row_problems.append(Problem(line, "(row)", f"has {len(cells)} fields, the header has {len(header)}",
+            spans_lines = any("\n" in c or "\r" in c for c in cells)
+            hint = " (an unclosed quote runs over several lines?)" if spans_lines else ""
+            row_problems.append(Problem(line, "(row)", f"has {len(cells)} fields, the header has {len(header)}{hint}",
                                         _join_cells(cells, delimiter)))
         else:
             rxn, key = _build_reaction(cells, col, spec, line, cache, validate, row_problems)
@@ -225,13 +309,18 @@ def _parse_target(raw: str, spec: DataSpec, line: int, problems: list[Problem]) 
     if not value:
         problems.append(Problem(line, name, "blank target", raw))
         return None
-    try:
-        y = float(value)
-    except ValueError:
-        problems.append(Problem(line, name, f"target {value!r} is not a number", raw))
+    special = value.lower().lstrip("+-")
+    if special in ("nan", "inf", "infinity"):
+        problems.append(Problem(line, name, "target is NaN" if special == "nan" else f"target {value} is infinite",
+                                raw))
         return None
-    if math.isnan(y):
-        problems.append(Problem(line, name, "target is NaN", raw))
+    if not _NUMBER.fullmatch(value):
+        hint = " (decimal comma? use '.')" if re.fullmatch(r"[+-]?\d+,\d+", value) else ""
+        problems.append(Problem(line, name, f"target {value[:40]!r} is not a number{hint}", raw))
+        return None
+    y = float(value)
+    if not math.isfinite(y):
+        problems.append(Problem(line, name, f"target {value} overflows a float", raw))
         return None
     upper = 100.0 if spec.percent else 1.0
     if not (0.0 <= y <= upper):
@@ -266,6 +355,12 @@ def infer_spec(path: str | Path, *, layout: str | None = None, target: str | Non
     path = Path(path)
     header, _, _ = read_csv_rows(path) if path.exists() else ([], [], ",")
     lower = {h.lower(): h for h in header}
+    for wanted in ("yield", "rxn"):
+        same = [h for h in header if h.lower() == wanted]
+        if len(same) > 1:
+            raise DataError(f"columns {', '.join(map(repr, same))} differ only in case; which is the "
+                            f"{'target' if wanted == 'yield' else 'reaction'} is ambiguous: rename one",
+                            path=str(path), row=1, column=same[1])
     if layout is None:
         layout = "rxn" if "rxn" in lower and "reactant1" not in lower else "components"
     if target == "":

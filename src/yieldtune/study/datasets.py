@@ -56,12 +56,12 @@ def data_spec_for(spec: StudySpec, registry_spec: DataSpec | None) -> DataSpec:
 
 def load_study_tables(spec: StudySpec) -> tuple[ReactionTable, ReactionTable | None]:
     """(train rows, test rows or None) as the study file describes them."""
-    from yieldtune.data.load import load_reactions
+    from yieldtune.data.load import load_reactions, require_varying_target
     from yieldtune.data.split import split_first_n
 
     path, reg_spec = _dataset_path(spec, spec.data.dataset, "data.dataset")
     dspec = data_spec_for(spec, reg_spec)
-    table = load_reactions(path, dspec)
+    table = require_varying_target(load_reactions(path, dspec), dspec.target)
     test = None
     if spec.data.train_rows is not None:
         table, test = split_first_n(table, spec.data.train_rows)
