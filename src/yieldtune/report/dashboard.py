@@ -78,9 +78,13 @@ def serve_dashboard(target: StudyTarget, *, host: str = "127.0.0.1", port: int =
     """Run optuna-dashboard on the study's storage, with its artifact store so trial files can be browsed.
 
     Blocks until interrupted. Binds to loopback unless ``host`` says otherwise: the dashboard has no login.
-    ``on_ready()`` is called once the study has loaded, so nothing announces a server that never starts.
+    ``on_ready()`` is called once the study has loaded and the port is held, so nothing announces a server
+    that never starts; a busy port is a one-line ConfigError. The app is optuna-dashboard's own WSGI app served
+    by wsgiref (what its ``run_server`` does through bottle, which binds only after announcing itself).
     """
-    from optuna_dashboard import run_server
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from optuna_dashboard import wsgi
 
     from yieldtune.study.artifacts import artifact_store, artifact_store_for
 
@@ -91,6 +95,16 @@ def serve_dashboard(target: StudyTarget, *, host: str = "127.0.0.1", port: int =
         store = artifact_store(target.artifact_dir)
     storage = target.storage()
     target.load(storage)  # fail with a one-line error now rather than serve an empty dashboard
-    if on_ready is not None:
-        on_ready()
-    run_server(storage, host=host, port=port, artifact_store=store)
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args, **kwargs) -> None:  # the page polls every few seconds
+            pass
+
+    try:
+        server = make_server(host, port, wsgi(storage, artifact_store=store), handler_class=QuietHandler)
+    except OSError as err:
+        raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror or err} (use --port)") from None
+    with server:
+        if on_ready is not None:
+            on_ready()
+        server.serve_forever()
