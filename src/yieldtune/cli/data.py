@@ -123,15 +123,40 @@ def synth_cmd(out, n, seed, noise) -> None:
     click.echo(f"wrote {path}")
 
 
+@data_group.command("list")
+@click.option("--cache-dir", default=None, envvar="TUNE_CACHE_DIR",
+              help="Where fetched files live (env TUNE_CACHE_DIR, default ~/.cache/yieldtune).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def list_cmd(cache_dir, as_json) -> None:
+    """The data set names a study file's ``dataset`` (or ``--data``) accepts, and whether each is fetched."""
+    from pathlib import Path
+
+    from yieldtune.data import DATASETS
+    from yieldtune.data.fetch import default_cache_dir
+
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    rows = []
+    for ds in DATASETS.values():
+        fetched = sum((cache / ds.folder / f.name).is_file() for f in ds.files)
+        where = ("generated on first use" if ds.generated else
+                 f"fetched ({fetched}/{len(ds.files)} files)" if fetched else f"not fetched: tune data fetch {ds.name}")
+        rows.append({"name": ds.name, "files": len(ds.files), "status": where, "description": ds.description})
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in rows:
+        click.echo(f"{row['name']:18s} {row['files']:2d} file(s)  {row['description']}  [{row['status']}]")
+
+
 @data_group.command("info")
 @click.argument("name", required=False)
-def info_cmd(name) -> None:
-    """List the named data sets (or one set's files, checksums and standard splits)."""
-    from yieldtune.data import DATASETS, get_dataset
+@click.pass_context
+def info_cmd(ctx, name) -> None:
+    """One data set's files, checksums and standard splits (without NAME: ``tune data list``)."""
+    from yieldtune.data import get_dataset
 
     if name is None:
-        for ds in DATASETS.values():
-            click.echo(f"{ds.name:18s} {len(ds.files):2d} file(s)  {ds.description}")
+        ctx.invoke(list_cmd)
         return
     ds = get_dataset(name)
     click.echo(f"{ds.name}: {ds.description}")
