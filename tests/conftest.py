@@ -1,5 +1,8 @@
 """Shared fixtures: real databases (a fresh one per test), shared data paths, a tiny synthetic plate.
 
+Every test under tests/integration/ is marked ``integration`` and ``slow`` here, so ``pytest -m "not slow"``
+runs the fast unit set (plus no unit test marked ``slow`` by hand).
+
 PostgreSQL and MariaDB are used for real on 127.0.0.1; tests that need one skip cleanly where it is not
 reachable (CI starts both). Each test gets its own freshly created database, dropped afterwards.
 """
@@ -17,6 +20,16 @@ SHARED_DATA = Path(os.environ.get("TUNE_SHARED_DATA", REPO.parent / "shared" / "
 
 PG_ADMIN = os.environ.get("TUNE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN = os.environ.get("TUNE_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+INTEGRATION = Path(__file__).resolve().parent / "integration"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if INTEGRATION in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True, scope="session")

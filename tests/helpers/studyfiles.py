@@ -13,25 +13,33 @@ import sys
 from pathlib import Path
 
 
-# A search space of tiny models (d_model 16, 1 layer, 2 epochs): seconds per trial on one CPU thread.
-TINY_SEARCH_SPACE = """
+def tiny_search_space(*, epochs: int = 2, pooling: str = '"cls"', lr: str = "{ low = 0.0005, high = 0.005, log = true }",
+                      weight_decay: float = 0.01, fixed: str = "") -> str:
+    """A [search_space] of tiny models (d_model 16, 1 layer): seconds per trial on one CPU thread.
+
+    ``pooling``/``lr`` are TOML values (a list or a range searches them); ``fixed`` is appended ([fixed.*] tables).
+    """
+    return f"""
 [search_space]
-epochs = 2
+epochs = {epochs}
 d_model = 16
 n_layers = 1
 reaction_layers = 1
 n_heads = 2
 ffn_mult = 2.0
 dropout = 0.0
-pooling = "cls"
-lr = { low = 0.0005, high = 0.005, log = true }
-weight_decay = 0.01
+pooling = {pooling}
+lr = {lr}
+weight_decay = {weight_decay}
 batch_size = 16
 use_augmentation = false
 scheduler = "constant"
 warmup_frac = 0.0
 grad_clip = 1.0
-"""
+""" + fixed
+
+
+TINY_SEARCH_SPACE = tiny_search_space()
 
 
 def study_toml(name: str, *, search_space: str, n_trials: int, sampler_seed: int = 0, pruner: str = 'type = "none"',

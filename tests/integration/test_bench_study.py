@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from studyfiles import TINY_SEARCH_SPACE as SEARCH_SPACE
-from studyfiles import study_toml
+from helpers import TINY_SEARCH_SPACE as SEARCH_SPACE
+from helpers import study_toml
 
 PRUNER = 'type = "median"\nn_startup_trials = 1\nn_warmup_steps = 0'
 

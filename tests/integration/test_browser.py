@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test_report import make_study, write_ensemble
-from test_report_dashboard import free_port, start_dashboard, stop
+from helpers import free_port, make_study, start_dashboard, stop, write_ensemble
 
 pytestmark = pytest.mark.browser
 

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from studyfiles import TINY_SEARCH_SPACE as SEARCH_SPACE
-from studyfiles import run_tune, study_toml, tune_argv, tune_env
+from helpers import TINY_SEARCH_SPACE as SEARCH_SPACE
+from helpers import run_tune, study_toml, tune_argv, tune_env
 
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studyfiles import run_tune
+from helpers import run_tune
 
 
 @pytest.fixture(scope="module")

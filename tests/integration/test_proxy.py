@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -14,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 from click.testing import CliRunner
-from studyfiles import sigint_default
+from helpers import free_port, sigint_default, tune_env
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -35,22 +33,10 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    env.pop("TUNE_STORAGE", None)
-    return env
-
-
 def start_proxy(storage_url: str, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "yieldtune.cli.main", "proxy", "--storage", storage_url, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(), preexec_fn=sigint_default)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=tune_env(), preexec_fn=sigint_default)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         client = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
@@ -87,7 +73,7 @@ def run_two_workers_through_proxy(db_url: str, tmp_path: Path) -> None:
         script = tmp_path / "worker.py"
         script.write_text(WORKER)
         workers = [subprocess.Popen([sys.executable, str(script), grpc_url, "proxied", f"w{i}", "4"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=tune_env())
                    for i in range(2)]
         for w in workers:
             _, err = w.communicate(timeout=300)
@@ -178,7 +164,7 @@ def test_tune_workers_through_proxy_then_ensemble_and_report(tmp_path):
         workers = [subprocess.Popen(
             [sys.executable, "-m", "yieldtune.cli.main", "worker", str(spec), "--storage",
              f"grpc://127.0.0.1:{port}", "--device", "cpu", "--threads", "1", "--worker-id", f"w{i}"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env()) for i in range(2)]
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=tune_env()) for i in range(2)]
         for w in workers:
             out, _ = w.communicate(timeout=600)
             assert w.returncode == 0, out[-3000:]
@@ -190,7 +176,7 @@ def test_tune_workers_through_proxy_then_ensemble_and_report(tmp_path):
     assert len([t for t in finished if t.state != optuna.trial.TrialState.FAIL]) >= 5
     assert {t.user_attrs.get("worker") for t in finished} == {"w0", "w1"}
 
-    env = child_env()
+    env = tune_env()
     res = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "ensemble", str(spec), "--storage", db_url,
                           "--device", "cpu"], capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

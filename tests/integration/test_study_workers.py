@@ -17,27 +17,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from studyfiles import run_tune, study_toml, tune_argv, tune_env
+from helpers import run_tune, study_toml, tiny_search_space, tune_argv, tune_env
 from yieldtune.study.service import create_or_load_study, load_study
 from yieldtune.study.spec import load_study_spec
 
-TINY_SPACE = """
-[search_space]
-epochs = {epochs}
-d_model = 16
-n_layers = 1
-reaction_layers = 1
-n_heads = 2
-ffn_mult = 2
-dropout = 0.0
-weight_decay = 0.0
-batch_size = 16
-use_augmentation = false
-scheduler = "constant"
-warmup_frac = 0.0
-pooling = ["cls", "mean"]
-lr = {{low = 1e-7, high = 1e-2, log = true}}
-
+TINY_SPACE_FIXED = """
 [fixed.model]
 max_len = 192
 
@@ -58,7 +42,9 @@ def make_study(tmp_path: Path, *, name: str = "tiny", n_trials: int = 5, epochs:
     pruner = pruner or ('type = "percentile"\npercentile = 0.0\nn_startup_trials = 1\nn_warmup_steps = 0\n'
                         'interval_steps = 1\nn_min_trials = 1')
     body = study_toml(name, n_trials=n_trials, sampler_seed=7, pruner=pruner,
-                      search_space=TINY_SPACE.format(epochs=epochs) + textwrap.dedent(extra))
+                      search_space=tiny_search_space(epochs=epochs, pooling='["cls", "mean"]',
+                                                   lr="{low = 1e-7, high = 1e-2, log = true}", weight_decay=0.0,
+                                                   fixed=TINY_SPACE_FIXED) + textwrap.dedent(extra))
     path = tmp_path / f"{name}.toml"
     path.write_text(body)
     return path

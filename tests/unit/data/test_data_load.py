@@ -190,6 +190,7 @@ def test_real_suzuki_miyaura_file(shared_data):
     assert len(table) == 5760 and table.has_targets
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_real_aichem2024_train_and_test(shared_data):
     train = load_reactions(shared_data / "aichem2024" / "round1_train_data.csv")

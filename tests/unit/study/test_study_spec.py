@@ -16,7 +16,7 @@ from yieldtune.study.space import largest_divisor_at_most
 from yieldtune.study.spec import load_study_spec, parse_study_spec
 from yieldtune.study.storage import open_storage, redact_url
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _write(tmp_path: Path, body: str, name: str = "s.toml") -> Path:

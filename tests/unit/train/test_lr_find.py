@@ -35,6 +35,7 @@ def synthetic_split(tmp_path_factory):
     return table.subset(order[:690]), table.subset(order[690:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_suggestion_lies_in_the_known_good_range_and_trains_well(synthetic_split, seed):
     train, val = synthetic_split

@@ -114,6 +114,7 @@ def _write_plate_csv(path):
     return path
 
 
+@pytest.mark.slow  # a real `tune` process
 def test_tune_train_end_to_end(tmp_path):
     data = _write_plate_csv(tmp_path / "plate.csv")
     out = tmp_path / "run"
@@ -134,6 +135,7 @@ def test_tune_train_end_to_end(tmp_path):
     assert predictor.config.train.augment_ratio == 0.5
 
 
+@pytest.mark.slow  # a real `tune` process
 def test_tune_train_bad_setting_is_one_line_error(tmp_path):
     data = _write_plate_csv(tmp_path / "plate.csv")
     proc = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "train", "--data", str(data),
@@ -143,6 +145,7 @@ def test_tune_train_bad_setting_is_one_line_error(tmp_path):
     assert "n_heads" in proc.stderr and not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # a real `tune` process
 def test_tune_lr_find_writes_plot(tmp_path):
     data = _write_plate_csv(tmp_path / "plate.csv")
     plot = tmp_path / "lr.html"
@@ -159,6 +162,7 @@ def test_tune_lr_find_writes_plot(tmp_path):
     assert "plotly" in html.lower() and len(html) > 1_000_000  # plotly.js embedded: opens offline
 
 
+@pytest.mark.slow  # a real `tune` process
 def test_tune_bench_train_prints_one_json_line(tmp_path):
     data = _write_plate_csv(tmp_path / "plate.csv")
     proc = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "bench", "train", "--data", str(data),
