@@ -7,7 +7,7 @@ import subprocess
 
 import optuna
 import pytest
-from studyfiles import run_tune, sigint_default, tune_argv, tune_env
+from helpers import run_tune, sigint_default, tune_argv, tune_env
 
 
 @pytest.fixture
