@@ -55,22 +55,36 @@ def _grid(cfg, space):
 SAMPLERS: dict[str, Callable] = {"tpe": _tpe, "random": _random, "cmaes": _cmaes, "qmc": _qmc, "grid": _grid}
 
 
-def build_sampler(cfg, space: "SearchSpace | None" = None, *, worker_id: str | None = None
+WORKER_STARTS_ATTR = "worker_starts:"  # + worker id: how many times a worker with that id has started
+
+
+def record_worker_start(study: "optuna.Study", worker_id: str) -> int:
+    """How many times ``worker_id`` started on this study before (0 the first time); counts this start."""
+    key = WORKER_STARTS_ATTR + worker_id
+    starts = int(study._storage.get_study_system_attrs(study._study_id).get(key, 0))
+    study._storage.set_study_system_attr(study._study_id, key, starts + 1)
+    return starts
+
+
+def build_sampler(cfg, space: "SearchSpace | None" = None, *, worker_id: str | None = None, start: int = 0
                   ) -> "optuna.samplers.BaseSampler":
     """The Optuna sampler for a ``[sampler]`` table (``space`` is needed for ``grid``).
 
-    With a seed and a ``worker_id``, each worker gets its own stable seed (seed + crc32(worker_id)):
-    identical seeds in parallel workers would propose identical configurations.
+    With a seed and a ``worker_id``, the sampler seed is ``seed + crc32("<worker_id>#<start>")``, ``start``
+    being how often that worker id started on the study before (:func:`record_worker_start`): parallel
+    workers get different seeds (identical ones would propose identical configurations), a restarted worker
+    does not replay its first configurations, and a fresh study run again reproduces the same seeds.
     """
     import zlib
 
     import optuna
 
     if cfg.seed is not None and worker_id is not None:
-        cfg = cfg.model_copy(update={"seed": (cfg.seed + zlib.crc32(worker_id.encode())) % 2**31})
+        salt = worker_id if start == 0 else f"{worker_id}#{start}"  # start 0 keeps the seeds of earlier versions
+        cfg = cfg.model_copy(update={"seed": (cfg.seed + zlib.crc32(salt.encode())) % 2**31})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return SAMPLERS[cfg.type](cfg, space)
 
 
-__all__ = ["SAMPLERS", "build_sampler"]
+__all__ = ["SAMPLERS", "build_sampler", "record_worker_start"]

@@ -141,7 +141,7 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
     from yieldtune.study.artifacts import artifact_store_for
     from yieldtune.study.datasets import prepare_folds
     from yieldtune.study.objective import StudyObjective, WorkerInfo
-    from yieldtune.study.samplers import build_sampler
+    from yieldtune.study.samplers import build_sampler, record_worker_start
     from yieldtune.study.service import BUDGET_ATTR, create_or_load_study, finished_states
     from yieldtune.study.storage import open_spec_storage
 
@@ -163,7 +163,8 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
         stop.interruptible = False
         storage = open_spec_storage(spec, storage_url)
         study = create_or_load_study(spec, storage)
-        study.sampler = build_sampler(spec.sampler, spec.search(), worker_id=worker_id)
+        study.sampler = build_sampler(spec.sampler, spec.search(), worker_id=worker_id,
+                                      start=record_worker_start(study, worker_id))
         # the budget `tune run` recorded on the study wins over the file, so late joiners agree with it
         budget = int(n_trials or study.user_attrs.get(BUDGET_ATTR) or spec.budget.n_trials)
         data = prepare_folds(spec)
