@@ -18,6 +18,9 @@ Architecture = Literal["hierarchical", "flat"]
 Pooling = Literal["cls", "mean"]
 Positional = Literal["learned", "sinusoidal"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
+FeatureName = Literal["morgan", "rdkit2d", "pretrained"]
+FeatureCombine = Literal["add", "concat", "gate"]
+Encoder = Literal["scratch", "pretrained"]
 SchedulerName = Literal["constant", "cosine", "onecycle", "linear", "step", "plateau"]
 
 
@@ -34,6 +37,11 @@ class ModelConfig(_Strict):
     ``architecture="hierarchical"`` encodes every molecule of a reaction on its own (``n_layers`` over its
     tokens) and then the reaction as a set of molecules (``reaction_layers``); ``"flat"`` runs ``n_layers``
     over the whole reaction SMILES as one sequence.
+
+    ``molecule_features`` (see :mod:`yieldtune.chem.featurizers`) adds RDKit / pretrained features per
+    molecule: projected to ``d_model`` and combined with each molecule's pooled token vector
+    (``feature_combine``) before the reaction layers; in the flat model summed per role into the pooled vector.
+    ``encoder = "pretrained"`` replaces the token encoder by rxnmapper's ALBERT (hidden 256, fine-tuned).
     """
 
     architecture: Architecture = "hierarchical"
@@ -46,11 +54,18 @@ class ModelConfig(_Strict):
     pooling: Pooling = "mean"
     positional: Positional = "learned"
     max_len: int = Field(512, ge=16, le=8192)
+    molecule_features: tuple[FeatureName, ...] = Field((), description="per-molecule featurizers, e.g. [\"morgan\"]")
+    feature_combine: FeatureCombine = "add"
+    morgan_radius: int = Field(2, ge=0, le=8)
+    morgan_bits: int = Field(2048, ge=16, le=65536)
+    encoder: Encoder = "scratch"
 
     @model_validator(mode="after")
     def _heads_divide_d_model(self) -> "ModelConfig":
         if self.d_model % self.n_heads:
             raise ValueError(f"model.n_heads ({self.n_heads}) must divide model.d_model ({self.d_model})")
+        if len(set(self.molecule_features)) != len(self.molecule_features):
+            raise ValueError(f"model.molecule_features lists a featurizer twice: {list(self.molecule_features)}")
         return self
 
 

@@ -46,6 +46,7 @@ def parse_molecule(smi: str):
         return None
     try:
         mol.UpdatePropertyCache(strict=False)
+        Chem.FastFindRings(mol)  # ring info that fingerprints and descriptors need (sanitization skipped it)
     except Exception:  # noqa: BLE001 - an odd molecule is simply not randomized
         return None
     return mol

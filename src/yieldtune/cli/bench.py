@@ -65,6 +65,80 @@ def bench_train_cmd(data, layout, target, percent, data_dir, steps, warmup_steps
     click.echo(json.dumps(record))
 
 
+@bench_group.command("baseline")
+@data_options
+@click.option("--train-rows", default=None, type=int, help="First N rows train, the rest test.")
+@click.option("--test", "test_file", default=None, help="Held-out test file (same layout).")
+@click.option("--model/--no-model", "with_model", default=False,
+              help="Also train the Transformer (RunConfig + --config/--set) on the same split, per seed.")
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated train.seed values for --model.")
+@click.option("--val-frac", default=0.1, type=float, show_default=True,
+              help="--model: random fraction of the training rows used for validation (best epoch).")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="TOML file with [model] and [train] tables (--model).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting (--model).")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="Feature / augmentation cache directory (default: in memory).")
+@device_option
+def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test_file, with_model, seeds, val_frac,
+                       config_path, overrides, cache_dir, device) -> None:
+    """The fingerprint LightGBM baseline (and with --model the Transformer) on one split: JSON lines.
+
+    One line per run (``{"run": "baseline"|"model", "test": {"r2", ...}, "seconds", ...}``), then a summary
+    line with the model's mean and sd test R² over the seeds and its ratio to the baseline's.
+    """
+    import statistics
+    import time
+    from pathlib import Path
+
+    from yieldtune.chem.feature_cache import FeatureCache
+    from yieldtune.config import load_run_config
+    from yieldtune.data import split_first_n, split_holdout
+    from yieldtune.errors import ConfigError
+    from yieldtune.train.baseline import run_baseline
+    from yieldtune.train.metrics import regression_metrics
+    from yieldtune.train.trainer import Trainer
+
+    if (train_rows is None) == (test_file is None):
+        raise ConfigError("give exactly one of --train-rows N or --test FILE")
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+    config = load_run_config(config_path, list(overrides)) if with_model else None
+    table, spec = load_table(data, layout, target, percent, data_dir)
+    if train_rows is not None:
+        train, test = split_first_n(table, train_rows)
+    else:
+        train = table
+        test, _ = load_table(test_file, spec.layout, target, spec.percent, data_dir)
+    if not (train.has_targets and test.has_targets) or not len(test):
+        raise ConfigError(f"{data}: baseline needs yields in both the training and the test rows")
+    cache = FeatureCache(cache_dir) if cache_dir else None
+    base = run_baseline(train, test, cache=cache)
+    click.echo(json.dumps({"run": "baseline", "data": str(data), **base}))
+    summary = {"summary": True, "data": str(data), "baseline_test_r2": base["test"]["r2"]}
+    if with_model:
+        r2s = []
+        for seed in seed_list:
+            cfg = config.with_overrides({"train.seed": seed})
+            tr, val = split_holdout(train, val_frac, seed=seed) if val_frac > 0 else (train, None)
+            t0 = time.perf_counter()
+            result = Trainer(cfg, device=device, cache_dir=Path(cache_dir) if cache_dir else None).fit(tr, val)
+            pred, _ = result.predictor.predict(test)
+            metrics = regression_metrics(test.yields, pred)
+            r2s.append(metrics["r2"])
+            click.echo(json.dumps({"run": "model", "seed": seed, "val_r2": result.best.val_r2,
+                                   "best_epoch": result.best_epoch, "test": {"n": len(test), **metrics},
+                                   "seconds": round(time.perf_counter() - t0, 1),
+                                   "molecule_features": list(cfg.model.molecule_features)}))
+        summary.update({"model_test_r2_mean": statistics.fmean(r2s),
+                        "model_test_r2_sd": statistics.stdev(r2s) if len(r2s) > 1 else 0.0,
+                        "ratio_to_baseline": statistics.fmean(r2s) / base["test"]["r2"] if base["test"]["r2"] else None,
+                        "seeds": seed_list})
+    click.echo(json.dumps(summary))
+
+
 def _echo_runs(as_json: bool):
     def on_run(run) -> None:
         click.echo(json.dumps(run.record()) if as_json else run.line())

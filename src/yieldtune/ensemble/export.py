@@ -110,7 +110,8 @@ def _model_card(spec, study, info: dict, best, counts: dict[str, int], data_file
               "## How to load", "", LOAD_SNIPPET.format(dir=out_name), "",
               "Or from the shell: `tune predict DIR input.csv --out preds.csv`.", "",
               "## Files", "",
-              "`members/<name>/` (model.safetensors, vocab.json, config.json), `ensemble.json` (weights), "
+              "`members/<name>/` (model.safetensors, vocab.json, config.json with the molecule featurizers and their "
+              "scalers, domain.safetensors with the training molecules' fingerprints), `ensemble.json` (weights), "
               "`metrics.json`, `best_params.json`, `holdout_predictions.csv`, `manifest.json` (SHA-256 of every "
               "file; loading refuses modified files). Weights are safetensors; nothing is ever unpickled.", ""]
     return "\n".join(lines)

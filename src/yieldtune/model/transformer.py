@@ -191,9 +191,11 @@ class YieldTransformer(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int = 0,
-                 separators: tuple[int, int, int] | None = None) -> None:
+                 separators: tuple[int, int, int] | None = None, feature_dim: int = 0) -> None:
         super().__init__()
-        self.cfg, self.pad_id = cfg, pad_id
+        self.cfg, self.pad_id, self.feature_dim = cfg, pad_id, feature_dim
+        if feature_dim and separators is None:
+            raise ValueError("molecule features need the separator token ids (use for_tokenizer)")
         self.hierarchical = cfg.architecture == "hierarchical"
         if self.hierarchical and separators is None:
             raise ValueError("the hierarchical architecture needs the separator token ids (use for_tokenizer)")
@@ -218,12 +220,39 @@ class YieldTransformer(nn.Module):
         self.pool = POOLINGS[cfg.pooling]
         self.head = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.GELU(), ByteDropout(cfg.dropout),
                                   nn.Linear(cfg.d_model, 1))
+        if feature_dim:
+            d = cfg.d_model
+            self.feature_proj = nn.Sequential(nn.Linear(feature_dim, d), nn.GELU(), nn.Linear(d, d))
+            if self.hierarchical and cfg.feature_combine != "add":
+                self.feature_mix = nn.Linear(2 * d, d)  # concat: the combined vector; gate: the gate's logits
+            if not self.hierarchical:
+                self.feature_roles = nn.Linear(N_ROLES * d, d)
 
     @classmethod
-    def for_tokenizer(cls, cfg: ModelConfig, tokenizer: "SmilesTokenizer") -> "YieldTransformer":
+    def for_tokenizer(cls, cfg: ModelConfig, tokenizer: "SmilesTokenizer", feature_dim: int = 0) -> "YieldTransformer":
         """The model for ``tokenizer``'s vocabulary (its PAD, CLS and separator ids)."""
         seps = (tokenizer.cls_id, tokenizer.index["."], tokenizer.index[">"])
-        return cls(cfg, tokenizer.vocab_size, tokenizer.pad_id, seps)
+        return cls(cfg, tokenizer.vocab_size, tokenizer.pad_id, seps, feature_dim)
+
+    def _split(self, ids: torch.Tensor) -> MoleculeBatch:
+        cls_id, dot_id, arrow_id = self.separators
+        return split_molecules(ids, pad_id=self.pad_id, cls_id=cls_id, dot_id=dot_id, arrow_id=arrow_id)
+
+    def _slot_features(self, features: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
+        """Projected ``[B, K, d]`` features, their slot count cut or zero-padded to the token slots' ``k``."""
+        if features.shape[1] < k:
+            features = F.pad(features, (0, 0, 0, k - features.shape[1]))
+        return self.feature_proj(features[:, :k].to(dtype))
+
+    def _combine(self, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """Molecule vectors ``x`` and projected features ``f`` -> the molecule's input to the reaction layers."""
+        how = self.cfg.feature_combine
+        if how == "add":
+            return x + f
+        both = torch.cat([x, f], dim=-1)
+        if how == "concat":
+            return self.feature_mix(both)
+        return x + torch.sigmoid(self.feature_mix(both)) * f
 
     def _encode_tokens(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[N, L]`` ids -> normalized hidden states ``[N, L, d]`` and the padding mask."""
@@ -234,19 +263,33 @@ class YieldTransformer(nn.Module):
             x = layer(x, keep)
         return self.norm(x), pad
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """``features``: ``[B, K', F]`` rows per molecule slot (see :class:`yieldtune.model.features.ReactionFeatures`);
+        required when the model was built with ``feature_dim``."""
+        if self.feature_dim and features is None:
+            raise ValueError("this model was trained with molecule features: pass features")
         if not self.hierarchical:
             hidden, pad = self._encode_tokens(ids)
-            return self.head(self.pool(hidden, pad)).squeeze(-1).float()
-        cls_id, dot_id, arrow_id = self.separators
-        mols = split_molecules(ids, pad_id=self.pad_id, cls_id=cls_id, dot_id=dot_id, arrow_id=arrow_id)
+            pooled = self.pool(hidden, pad)
+            if self.feature_dim:
+                mols = self._split(ids)
+                f = self._slot_features(features, mols.present.shape[1], pooled.dtype)
+                f = f * mols.present.unsqueeze(-1).to(f.dtype)
+                per_role = f.new_zeros(f.shape[0], N_ROLES, f.shape[2]).scatter_add(
+                    1, mols.roles.unsqueeze(-1).expand_as(f), f)  # [B, 3, d]: features summed per role
+                pooled = pooled + self.feature_roles(per_role.flatten(1))
+            return self.head(pooled).squeeze(-1).float()
+        mols = self._split(ids)
         parts = []
         for lo, hi, width in mols.chunks:
             hidden, pad = self._encode_tokens(mols.tokens[lo:hi, :width])
             parts.append(mean_pool(hidden, pad))
         # [U, d]; a batch without a single molecule gets one zero row for its absent slots to point at
         vectors = torch.cat(parts) if parts else self.norm.weight.new_zeros(1, self.cfg.d_model)
-        x = vectors[mols.index] + self.roles(mols.roles).to(vectors.dtype)  # [B, K, d]
+        x = vectors[mols.index]  # [B, K, d]
+        if self.feature_dim:
+            x = self._combine(x, self._slot_features(features, x.shape[1], x.dtype))
+        x = x + self.roles(mols.roles).to(vectors.dtype)
         present = mols.present
         if self.cfg.pooling == "cls":
             x = torch.cat([self.reaction_cls.to(x.dtype).expand(x.shape[0], 1, -1), x], dim=1)

@@ -19,10 +19,13 @@ import torch
 from torch import nn
 
 from yieldtune.chem.augment import AugmentationCache, derive_n_variants, extra_copies
+from yieldtune.chem.feature_cache import FeatureCache
 from yieldtune.chem.tokenizer import SmilesTokenizer
 from yieldtune.config import RunConfig
 from yieldtune.data.table import ReactionTable
 from yieldtune.errors import DataError
+from yieldtune.model.domain import Domain
+from yieldtune.model.features import MoleculeFeatures, ReactionFeatures, reaction_slots
 from yieldtune.model.predictor import YieldPredictor, to_device
 from yieldtune.model.transformer import YieldTransformer
 from yieldtune.model.batching import EncodedReactions, bucketed_batches, encode_reactions
@@ -93,18 +96,33 @@ class Trainer:
         self.device = resolve_device(device)
         self.precision = resolve_precision(config.train.precision, self.device, config.model.d_model)
         self.cache = AugmentationCache(cache_dir)
+        self.feature_cache = FeatureCache(cache_dir) if cache_dir is not None else None
         self.progress = progress
 
     # -- data -------------------------------------------------------------------------------------
-    def _prepare(self, train: ReactionTable) -> tuple[SmilesTokenizer, EncodedReactions, int]:
-        """Tokenizer + one encoded buffer: rows ``0..N-1`` the reactions, then ``n`` variants per reaction."""
+    def _prepare(self, train: ReactionTable) -> tuple[SmilesTokenizer, EncodedReactions, int, list[str]]:
+        """Tokenizer + one encoded buffer: rows ``0..N-1`` the reactions, then ``n`` variants per reaction
+        (those reaction strings are returned too)."""
         tc, mc = self.config.train, self.config.model
         n_var = derive_n_variants(tc.augment_ratio, tc.augment_variants) if tc.augment_ratio > 0 else 0
         variants = self.cache.variants(train.reactions, n_var, tc.seed) if n_var else []
         flat_variants = [v for per_rxn in variants for v in per_rxn]
         tokenizer = SmilesTokenizer.build(train.reactions + flat_variants)
         encoded = encode_reactions(tokenizer, train.reactions + flat_variants, mc.max_len)
-        return tokenizer, encoded, n_var
+        return tokenizer, encoded, n_var, train.reactions + flat_variants
+
+    def _features(self, reactions: list[str], val: ReactionTable | None):
+        """Fitted :class:`MoleculeFeatures` and the per-slot lookups for the training buffer and ``val``
+        (one featurization per distinct canonical molecule; all None without ``model.molecule_features``)."""
+        features = MoleculeFeatures.from_config(self.config.model)
+        if not features:
+            return None, None, None
+        slots, _, molecules = reaction_slots(reactions)
+        features.fit(molecules, self.feature_cache)
+        train_feats = ReactionFeatures(slots, features.transform(molecules, self.feature_cache), molecules)
+        val_feats = features.for_reactions(val.reactions, self.feature_cache) if val is not None else None
+        return (features, train_feats.to(self.device),
+                None if val_feats is None else val_feats.to(self.device))
 
     def _epoch_rows(self, n: int, n_var: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the encoded buffer for one epoch and the reaction each comes from."""
@@ -136,13 +154,16 @@ class Trainer:
         seed_everything(tc.seed)
         rng = np.random.default_rng(tc.seed)
 
-        tokenizer, encoded, n_var = self._prepare(train)
+        tokenizer, encoded, n_var, buffer_reactions = self._prepare(train)
+        features, train_feats, val_feats = self._features(buffer_reactions, val)
         mean, std = target_scaling(train.yields)
         y_scaled = ((train.yields.astype(np.float64) - mean) / std).astype(np.float32)
         val_encoded = encode_reactions(tokenizer, val.reactions, mc.max_len) if val is not None else None
 
-        model = YieldTransformer.for_tokenizer(mc, tokenizer).to(self.device)
-        predictor = YieldPredictor(model, tokenizer, self.config, mean, std, self.device)
+        model = YieldTransformer.for_tokenizer(mc, tokenizer, features.dim if features else 0).to(self.device)
+        predictor = YieldPredictor(model, tokenizer, self.config, mean, std, self.device, features,
+                                   Domain.from_reactions(train.reactions))
+        predictor.feature_cache = self.feature_cache
         fused = self.device.type == "cuda"
         optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=tc.lr, fused=fused)
         steps_per_epoch = math.ceil((len(train) * (1.0 + tc.augment_ratio if n_var else 1.0)) / tc.batch_size)
@@ -170,8 +191,9 @@ class Trainer:
                 for batch in bucketed_batches(encoded.lengths[rows], tc.batch_size, rng):
                     ids = to_device(encoded.pad(rows[batch], tokenizer.pad_id), self.device)
                     target = y_all[src[batch]].to(self.device, non_blocking=True)
+                    feats = None if train_feats is None else train_feats.batch(rows[batch])
                     with autocast(self.precision, self.device):
-                        pred = model(ids)
+                        pred = model(ids, feats)
                     loss = nn.functional.mse_loss(pred.float(), target)
                     optimizer.zero_grad(set_to_none=True)
                     if scaler is not None:
@@ -199,7 +221,7 @@ class Trainer:
                 val_pred = None
                 val_r2 = val_mae = val_rmse = None
                 if val is not None:
-                    val_pred = predictor.predict_encoded(val_encoded, batch_size=max(256, tc.batch_size))
+                    val_pred = predictor.predict_encoded(val_encoded, max(256, tc.batch_size), val_feats)
                     val_r2, val_mae, val_rmse = (r2_score(val.yields, val_pred), mae(val.yields, val_pred),
                                                  rmse(val.yields, val_pred))
                 metrics = EpochMetrics(epoch, train_loss, val_r2, val_mae, val_rmse, schedule.lr,

@@ -146,7 +146,8 @@ def test_submission_and_float_precision(tmp_path):
 def test_manifest_lists_every_file(ensemble_dir):
     files = verify_manifest(ensemble_dir)
     assert set(files) == {"ensemble.json", *(f"members/t0000-s{i}/{n}" for i in (0, 1)
-                                             for n in ("model.safetensors", "vocab.json", "config.json"))}
+                                             for n in ("model.safetensors", "vocab.json", "config.json",
+                                                       "domain.safetensors"))}
     shutil.rmtree(ensemble_dir / "members" / "t0000-s1")
     with pytest.raises(ModelFileError):
         verify_manifest(ensemble_dir)

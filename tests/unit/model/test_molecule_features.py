@@ -1,0 +1,173 @@
+"""Molecule features inside the model: slot alignment, training, saving and prediction on unseen molecules."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from yieldtune.chem.augment import augment_reaction, canonical_molecule
+from yieldtune.chem.tokenizer import SmilesTokenizer
+from yieldtune.config import RunConfig
+from yieldtune.data.table import ReactionTable
+from yieldtune.model.domain import Domain
+from yieldtune.model.features import MoleculeFeatures, reaction_slots
+from yieldtune.model.predictor import YieldPredictor
+from yieldtune.model.transformer import split_molecules
+from yieldtune.train.trainer import Trainer
+
+HALIDES = ["Ic1ccccc1", "Brc1ccccc1", "Clc1ccccc1", "Ic1ccc(C)cc1"]
+AMINES = ["C1COCCN1", "C1CCNCC1", "Nc1ccccc1"]
+BASES = ["CC(C)(C)[O-].[Na+]", "O=C([O-])[O-].[Cs+].[Cs+]", "CCN(CC)CC"]
+UNSEEN_HALIDE = "Clc1ccncc1"
+
+
+def plate(halides=HALIDES) -> ReactionTable:
+    rng = np.random.default_rng(0)
+    effect = {m: rng.normal(0, 0.2) for m in [*HALIDES, UNSEEN_HALIDE, *AMINES, *BASES]}
+    rxns, ys = [], []
+    for h, a, b in itertools.product(halides, AMINES, BASES):
+        rxns.append(f"{h}.{a}>{b}.[Pd]>c1ccccc1")
+        ys.append(np.clip(0.5 + effect[h] + effect[a] + effect[b], 0, 1))
+    return ReactionTable(rxns, np.array(ys, dtype=np.float32))
+
+
+def cfg(features=("morgan", "rdkit2d"), **model) -> RunConfig:
+    return RunConfig.model_validate({
+        "model": {"d_model": 32, "n_layers": 1, "reaction_layers": 1, "n_heads": 2, "ffn_dim": 64, "max_len": 128,
+                  "molecule_features": list(features), "morgan_bits": 256, **model},
+        "train": {"epochs": 2, "batch_size": 8, "scheduler": "constant", "warmup_frac": 0.0, "precision": "fp32",
+                  "num_threads": 1}})
+
+
+def test_slots_follow_the_models_molecule_cut_and_randomized_molecules():
+    rxn = "Ic1ccccc1.C1COCCN1>CC(C)(C)[O-].[Na+].[Pd]>c1ccccc1"
+    variant = augment_reaction(rxn, np.random.default_rng(3))
+    assert variant != rxn
+    slots, roles, molecules = reaction_slots([rxn, variant])
+    tok = SmilesTokenizer.build([rxn, variant])
+    ids = _pad([tok.encode(r, 128) for r in (rxn, variant)])
+    mols = split_molecules(ids, pad_id=0, cls_id=tok.cls_id, dot_id=tok.index["."], arrow_id=tok.index[">"])
+    k = mols.present.shape[1]
+    assert slots.shape[1] >= k
+    for i, r in enumerate((rxn, variant)):
+        # the token slot k decodes to a molecule whose canonical form is the feature slot's molecule
+        for j in range(k):
+            if not mols.present[i, j]:
+                assert slots[i, j] == -1
+                continue
+            text = tok.decode(mols.tokens[mols.index[i, j]].tolist())
+            assert molecules[slots[i, j]] == canonical_molecule(text)
+            assert roles[i, j] == int(mols.roles[i, j])
+    # both reactions use the same set of canonical molecules
+    assert sorted(slots[0][slots[0] >= 0]) == sorted(slots[1][slots[1] >= 0])
+
+
+def _pad(seqs):
+    width = max(len(s) for s in seqs)
+    out = np.zeros((len(seqs), width), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = s
+    return torch.from_numpy(out)
+
+
+@pytest.mark.parametrize("architecture,combine", [("hierarchical", "add"), ("hierarchical", "concat"),
+                                                  ("hierarchical", "gate"), ("flat", "add")])
+def test_training_with_features_and_save_load_round_trip(tmp_path, architecture, combine):
+    table = plate()
+    result = Trainer(cfg(architecture=architecture, feature_combine=combine)).fit(
+        table.subset(range(30)), table.subset(range(30, 36)))
+    predictor = result.predictor
+    assert predictor.model.feature_dim == predictor.features.dim == 256 + predictor.features.featurizers[1].dim
+    before, _ = predictor.predict(table.reactions)
+    predictor.save(tmp_path / "m")
+    loaded = YieldPredictor.load(tmp_path / "m")
+    # scaling statistics saved and reloaded exactly
+    for a, b in zip(predictor.features.scalers, loaded.features.scalers):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert np.array_equal(a.center, b.center) and np.array_equal(a.scale, b.scale)
+    after, _ = loaded.predict(table.reactions)
+    np.testing.assert_allclose(before, after, atol=1e-6)
+
+
+def test_features_change_predictions_and_augmentation_keeps_working():
+    table = plate()
+    config = cfg(features=("morgan",)).with_overrides({"train.augment_ratio": 1.0})
+    predictor = Trainer(config).fit(table.subset(range(30))).predictor
+    # zeroing the features changes the prediction: they are really used
+    feats = predictor.reaction_features(table.reactions[:4])
+    from yieldtune.model.batching import EncodedReactions
+
+    enc = EncodedReactions(predictor.tokenizer.encode_many(table.reactions[:4], 128))
+    with_f = predictor.predict_encoded(enc, 8, feats)
+    feats.table.zero_()
+    assert not np.allclose(with_f, predictor.predict_encoded(enc, 8, feats))
+    # a randomized copy of a reaction looks up exactly the canonical molecules' rows
+    variant = augment_reaction(table.reactions[0], np.random.default_rng(1))
+    a, b = predictor.reaction_features([table.reactions[0], variant]).batch(np.array([0, 1]))
+    assert sorted(map(tuple, a.tolist())) == sorted(map(tuple, b.tolist()))
+    mean, std = predictor.predict(table.reactions[:3], tta=2)
+    assert np.isfinite(mean).all() and (std > 0).any()
+
+
+def test_a_molecule_absent_from_training_is_featurized_at_prediction_time(tmp_path):
+    train = plate(HALIDES)
+    predictor = Trainer(cfg()).fit(train).predictor
+    predictor.save(tmp_path / "m")
+    loaded = YieldPredictor.load(tmp_path / "m")
+    new = f"{UNSEEN_HALIDE}.C1COCCN1>CCN(CC)CC.[Pd]>c1ccccc1"
+    feats = loaded.reaction_features([new])
+    assert canonical_molecule(UNSEEN_HALIDE) in feats.molecules
+    row = feats.table[feats.molecules.index(canonical_molecule(UNSEEN_HALIDE))]
+    expected = loaded.features.transform([canonical_molecule(UNSEEN_HALIDE)])[0]
+    assert row.abs().sum() > 0 and np.allclose(row.numpy(), expected)
+    # its features differ from every training halide's: the model gets information about it
+    train_rows = loaded.features.transform([canonical_molecule(h) for h in HALIDES])
+    assert not any(np.allclose(expected, r) for r in train_rows)
+    mean, _ = loaded.predict([new])
+    assert np.isfinite(mean).all()
+
+
+def test_saved_features_with_another_width_are_refused(tmp_path):
+    import json
+
+    from yieldtune.errors import ModelFileError
+
+    predictor = Trainer(cfg(features=("morgan",))).fit(plate()).predictor
+    predictor.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    meta["molecule_features"]["featurizers"][0]["dim"] = 999
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="molecule_features"):
+        YieldPredictor.load(tmp_path / "m")
+
+
+def test_applicability_is_lower_for_an_unlike_molecule(tmp_path):
+    train = plate(HALIDES)
+    predictor = Trainer(cfg(features=())).fit(train).predictor
+    predictor.save(tmp_path / "m")
+    domain = YieldPredictor.load(tmp_path / "m").domain
+    assert isinstance(domain, Domain)
+    seen = train.reactions[0]
+    unlike = "C1CCC2(CC1)OCCO2.C1COCCN1>CC(C)(C)[O-].[Na+].[Pd]>c1ccccc1"  # a ketal, nothing like a halide
+    sim = domain.similarity([seen, unlike])
+    assert sim.shape == (2, 4)
+    assert sim[0, 0] == pytest.approx(1.0) and sim[0, 3] == pytest.approx(1.0)
+    assert sim[1, 0] < 0.5 and sim[1, 3] < sim[0, 3]
+    assert sim[1, 1] == pytest.approx(1.0)  # its agents were all seen
+
+
+def test_feature_table_is_built_once_per_distinct_molecule(tmp_path):
+    from yieldtune.chem.feature_cache import FeatureCache
+
+    cache = FeatureCache(tmp_path)
+    features = MoleculeFeatures.from_config(cfg(features=("morgan",)).model)
+    reactions = plate().reactions
+    slots, _, molecules = reaction_slots(reactions)
+    features.fit(molecules, cache)
+    features.transform(molecules, cache)
+    assert cache.misses == len(molecules) == len(set(molecules))
+    assert len(molecules) == len(HALIDES) + len(AMINES) + 5 + 2  # a salt's ions are molecules; + [Pd], benzene
