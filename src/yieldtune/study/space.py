@@ -11,6 +11,10 @@ Conditional parameters are sampled only where they act: ``warmup_frac`` for sche
 ``step_gamma`` for ``step``, ``augment_ratio`` when ``use_augmentation`` is true, ``reaction_layers`` for the
 hierarchical architecture.
 
+``molecule_features`` is one categorical over named combinations (``"none"``, ``"morgan"``,
+``"morgan+rdkit2d"``, ...), not one switch per featurizer, so TPE sees a fixed choice list; ``feature_combine``
+is sampled only where some features are used.
+
 In the study file each entry of ``[search_space]`` is a fixed value (``pooling = "cls"``), a list
 (categorical: ``batch_size = [32, 64]``) or a range table (``lr = {low = 1e-5, high = 1e-3, log = true}``,
 ``epochs = {low = 10, high = 50, step = 10}``). A range table may give only some keys; the rest come from
@@ -68,7 +72,26 @@ PARAMS: dict[str, ParamDef] = {
                             parent="scheduler"),
     "step_gamma": ParamDef(float, "train.step_gamma", lambda v: v.get("scheduler") == "step", parent="scheduler"),
     "grad_clip": ParamDef(float, "train.grad_clip"),
+    "molecule_features": ParamDef(str, "model.molecule_features",
+                                  help="'+'-joined featurizer names (morgan, rdkit2d, pretrained) or 'none'"),
+    "feature_combine": ParamDef(str, "model.feature_combine", lambda v: bool(feature_names(v.get("molecule_features"))),
+                                parent="molecule_features"),
+    "encoder": ParamDef(str, "model.encoder"),
 }
+
+
+def feature_names(value: Any) -> list[str]:
+    """``"morgan+rdkit2d"`` -> ``["morgan", "rdkit2d"]``; ``"none"``/None -> ``[]``; a list stays a list."""
+    if value is None or value == "none":
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split("+") if part.strip()]
+    return list(value)
+
+
+def _default_features() -> str:
+    return "+".join(RunConfig().model.molecule_features) or "none"
+
 
 # Realistic GPU-scale defaults; study files override any entry or bound.
 DEFAULT_SPACE: dict[str, Any] = {
@@ -90,6 +113,9 @@ DEFAULT_SPACE: dict[str, Any] = {
     "warmup_frac": {"low": 0.0, "high": 0.2},
     "step_gamma": {"low": 0.1, "high": 0.9},
     "grad_clip": 1.0,
+    "molecule_features": _default_features(),
+    "feature_combine": RunConfig().model.feature_combine,
+    "encoder": RunConfig().model.encoder,
 }
 
 _RANGE_KEYS = {"low", "high", "log", "step"}
@@ -164,6 +190,8 @@ def parse_entry(name: str, raw: Any, *, where: str, default: Any = None) -> Entr
             if kind is int and (high - low) % step:
                 raise ConfigError(f"{key}: high - low ({high - low}) is not a multiple of step {step}")
         return Range(kind, low, high, log, step)
+    if name == "molecule_features":
+        _check_feature_choices(raw, key)
     if isinstance(raw, list):
         if not raw:
             raise ConfigError(f"{key}: empty list of choices")
@@ -172,6 +200,20 @@ def parse_entry(name: str, raw: Any, *, where: str, default: Any = None) -> Entr
             raise ConfigError(f"{key}: duplicate choices in {list(raw)}")
         return Categorical(values)
     return Fixed(_check_type(name, kind, raw, where))
+
+
+def _check_feature_choices(raw: Any, key: str) -> None:
+    """Each ``molecule_features`` choice names known featurizers (``"none"`` or ``"a+b"``), none twice."""
+    from yieldtune.chem.featurizers import FEATURIZERS
+
+    for choice in raw if isinstance(raw, list) else [raw]:
+        if not isinstance(choice, str):
+            raise ConfigError(f"{key}: expected a string like \"morgan+rdkit2d\" or \"none\", got {choice!r}")
+        names = feature_names(choice)
+        unknown = [n for n in names if n not in FEATURIZERS]
+        if unknown or len(set(names)) != len(names):
+            raise ConfigError(f"{key}: bad choice {choice!r}; use 'none' or '+'-joined names from "
+                              f"{', '.join(FEATURIZERS)}, each once")
 
 
 class SearchSpace:
@@ -264,6 +306,7 @@ class SearchSpace:
             data["model"]["ffn_dim"] = max(8, int(round(float(values["ffn_mult"]) * d_model)))
         if values.get("use_augmentation") is False:
             data["train"]["augment_ratio"] = 0.0
+        data["model"]["molecule_features"] = feature_names(data["model"]["molecule_features"])
         return validate_config(RunConfig, data, source=source or self.source)
 
     def suggest(self, trial: "optuna.trial.BaseTrial") -> RunConfig:

@@ -1,0 +1,63 @@
+"""``molecule_features`` / ``feature_combine`` / ``encoder`` in study search spaces."""
+
+from __future__ import annotations
+
+import textwrap
+
+import optuna
+import pytest
+
+from yieldtune.errors import ConfigError
+from yieldtune.study.spec import load_study_spec
+
+MINIMAL = """
+name = "t"
+[data]
+dataset = "plate.csv"
+"""
+
+
+def _spec(tmp_path, body: str, name: str = "s.toml"):
+    p = tmp_path / name
+    p.write_text(MINIMAL + textwrap.dedent(body))
+    return load_study_spec(p)
+
+
+def test_feature_combinations_are_one_categorical_and_combine_is_conditional(tmp_path):
+    space = _spec(tmp_path, """
+        [search_space]
+        molecule_features = ["none", "morgan", "morgan+rdkit2d"]
+        feature_combine = ["add", "gate"]
+    """).search()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(16):
+        trial = study.ask()
+        config = space.suggest(trial)
+        choice = trial.params["molecule_features"]
+        seen.add(choice)
+        expected = () if choice == "none" else tuple(choice.split("+"))
+        assert config.model.molecule_features == expected
+        assert ("feature_combine" in trial.params) == (choice != "none")
+        study.tell(trial, 0.0)
+    assert seen == {"none", "morgan", "morgan+rdkit2d"}
+    # a finished trial's params rebuild the same config (refits and exports)
+    best = study.trials[0]
+    assert space.config_from_params(best.params).model.molecule_features == space.suggest(
+        optuna.trial.FixedTrial(best.params)).model.molecule_features
+
+
+@pytest.mark.parametrize("choice", ['["morgan+ecfp"]', '"morgan+morgan"', "[1]"])
+def test_bad_feature_choices_name_the_key(tmp_path, choice):
+    with pytest.raises(ConfigError, match="search_space.molecule_features"):
+        _spec(tmp_path, f"[search_space]\nmolecule_features = {choice}\n").search()
+
+
+def test_fixed_molecule_features_win_over_the_default(tmp_path):
+    space = _spec(tmp_path, """
+        [fixed.model]
+        molecule_features = ["rdkit2d"]
+        feature_combine = "concat"
+    """).search()
+    config = space.suggest(optuna.create_study().ask())
+    assert config.model.molecule_features == ("rdkit2d",) and config.model.feature_combine == "concat"
