@@ -190,3 +190,65 @@ def test_tune_workers_through_proxy_then_ensemble_and_report(tmp_path):
         assert f'id="fig-{key}"' in text, key
     assert "no ensemble yet" not in text
     assert "w0" in text and "w1" in text  # the worker timeline names both workers
+
+
+@pytest.mark.slow
+def test_sigkilled_worker_behind_proxy_is_failed_and_retried(tmp_path):
+    """Two `tune worker`s through the proxy, one SIGKILLed mid-trial: its heartbeats (a trial attribute sent
+    through the proxy) stop, the proxy fails and re-queues the trial, and the survivor meets the budget."""
+    import time
+
+    from helpers import study_toml, tiny_search_space, tune_argv
+
+    from yieldtune.data.synth import write_synthetic_plate
+    from yieldtune.study.liveness import BEAT_ATTR
+
+    write_synthetic_plate(tmp_path / "plate.csv", n=60)
+    space = tiny_search_space(epochs=40, fixed="[fixed.model]\nmax_len = 128\n")
+    study_file = tmp_path / "killed.toml"
+    study_file.write_text(study_toml("killed", search_space=space, n_trials=3, max_retry=1))
+    db_url = f"sqlite:///{tmp_path / 'killed.db'}"
+    port = free_port()
+    proxy = start_proxy(db_url, port)
+    grpc_url = f"grpc://127.0.0.1:{port}"
+
+    def worker(name: str) -> subprocess.Popen:
+        return subprocess.Popen(tune_argv("worker", study_file, "--worker-id", name, "--threads", "1", "--device",
+                                          "cpu"), env=tune_env(grpc_url), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+    try:
+        victim, survivor = worker("victim"), worker("survivor")
+        deadline = time.monotonic() + 240
+        doomed = None
+        while doomed is None and time.monotonic() < deadline:
+            assert victim.poll() is None, victim.stdout.read()[-3000:]
+            try:
+                running = optuna.load_study(study_name="killed", storage=db_url).get_trials(
+                    deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            except KeyError:  # the study is not created yet
+                running = []
+            doomed = next((t for t in running if t.user_attrs.get("worker") == "victim"
+                           and t.user_attrs.get("epochs") and BEAT_ATTR in t.system_attrs), None)
+            time.sleep(0.2)
+        assert doomed is not None, "the victim never got a trial into training"
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+        out, _ = survivor.communicate(timeout=400)
+        assert survivor.returncode == 0, out[-3000:]
+    finally:
+        for proc in (victim, survivor):
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        code, err = stop(proxy)
+
+    trials = optuna.load_study(study_name="killed", storage=db_url).trials
+    states = {t.number: t.state for t in trials}
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING], states
+    assert sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials) == 3
+    assert states[doomed.number] == optuna.trial.TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == doomed.number]
+    assert len(retries) == 1 and retries[0].params == doomed.params
+    assert retries[0].user_attrs["worker"] == "survivor" and retries[0].state.is_finished()
+    assert f"study 'killed' trial {doomed.number}: no heartbeat for 3 s -> FAIL, re-queued (max_retry 1)" in err

@@ -18,7 +18,8 @@ def proxy(storage: str, host: str, port: int, threads: int) -> None:
     def ready(safe_url: str) -> None:
         click.echo(f"proxy for {safe_url} listening on grpc://{host}:{port}", err=True)
 
-    serve_proxy(storage, host=host, port=port, threads=threads, on_ready=ready)
+    serve_proxy(storage, host=host, port=port, threads=threads, on_ready=ready,
+                log=lambda msg: click.echo(f"proxy: {msg}", err=True))
 
 
 COMMANDS = [proxy]

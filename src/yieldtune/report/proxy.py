@@ -2,9 +2,9 @@
 
 With hundreds of workers, each holding its own pool of database connections overwhelms PostgreSQL/MySQL.
 The proxy holds one cached storage and the workers talk to it with ``--storage grpc://host:port``
-(:class:`optuna.storages.GrpcStorageProxy`). Limitation: Optuna's gRPC client sends no heartbeats, so a
-trial whose worker dies behind the proxy stays RUNNING instead of being failed and retried; workers that
-must survive preemption should use the database URL directly.
+(:class:`optuna.storages.GrpcStorageProxy`). Optuna's gRPC client sends no heartbeats, so workers send theirs
+as a trial system attribute through the proxy (:mod:`yieldtune.study.liveness`), and the proxy fails and
+re-queues the trials of workers that went silent, with the study file's grace period and ``max_retry``.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ def ensure_port_free(host: str, port: int) -> None:
 
 
 def serve_proxy(storage_url: str, *, host: str = "127.0.0.1", port: int = 13000, threads: int = 10,
-                on_ready=None) -> None:
+                on_ready=None, log=None, watch_every: float = 2.0) -> None:
     """Serve ``storage_url`` (an RDB URL) over gRPC on ``host:port`` until interrupted.
 
-    ``on_ready`` is called with the redacted URL once the database was opened and the server listens.
+    ``on_ready`` is called with the redacted URL once the database was opened and the server listens; every
+    ``watch_every`` seconds the trials of workers whose heartbeats stopped are failed and re-queued (``log``
+    hears about each).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -44,6 +46,7 @@ def serve_proxy(storage_url: str, *, host: str = "127.0.0.1", port: int = 13000,
     from optuna.storages import get_storage
     from optuna.storages._grpc.server import make_server  # noqa: I001 run_grpc_proxy_server minus its wait
 
+    from yieldtune.study.liveness import watch_silent_trials
     from yieldtune.study.storage import open_storage, redact_url
 
     if storage_url.startswith("grpc://"):
@@ -51,7 +54,7 @@ def serve_proxy(storage_url: str, *, host: str = "127.0.0.1", port: int = 13000,
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port}: expected 1-65535")
     ensure_port_free(host, port)
-    # No heartbeat settings on the proxied storage: the gRPC client cannot send heartbeats anyway.
+    # No database heartbeats on the proxied storage: proxied workers' heartbeats are trial attributes.
     backend = open_storage(storage_url, heartbeat=False)
     storage = get_storage(backend)  # Optuna's in-process cache; the proxy docs ask for it
     with warnings.catch_warnings():
@@ -61,6 +64,7 @@ def serve_proxy(storage_url: str, *, host: str = "127.0.0.1", port: int = 13000,
         except RuntimeError as err:  # grpc could not bind the address
             raise ConfigError(f"cannot listen on {host}:{port}: {err}") from None
     server.start()
+    watch_silent_trials(host, port, every=watch_every, log=log)
     if on_ready is not None:
         on_ready(redact_url(storage_url))
     try:

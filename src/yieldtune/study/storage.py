@@ -1,7 +1,8 @@
 """Opening the shared Optuna storage: SQLite, PostgreSQL, MySQL/MariaDB or a gRPC storage proxy.
 
 One function, :func:`open_storage`, turns a URL into an Optuna storage with heartbeats (so a worker that dies
-mid-trial has its trial failed and re-queued by Optuna's ``RetryHeartbeatStaleTrialCallback``), connection
+mid-trial has its trial failed and re-queued by Optuna's ``RetryHeartbeatStaleTrialCallback``; through the
+gRPC proxy the heartbeats travel as a trial attribute, see :mod:`yieldtune.study.liveness`), connection
 health checks, and for SQLite the WAL journal plus a busy timeout so a few local workers never see
 "database is locked". Connection failures become one-line :class:`StorageError` messages that never
 contain a password.
@@ -126,7 +127,8 @@ def open_storage(
 
     safe = redact_url(url)
     if url.startswith("grpc://"):
-        return _open_grpc(url)
+        beats = dict(heartbeat_interval=heartbeat_interval, grace_period=grace_period, max_retry=max_retry)
+        return _open_grpc(url, beats if heartbeat else None)
     if "://" not in url:
         raise StorageError(f"storage URL {safe!r} is not a URL (expected e.g. sqlite:///study.db, "
                            "postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db, grpc://host:port)")
@@ -194,7 +196,8 @@ def _reason(err: BaseException, url: str) -> str:
     return _scrub(f"{type(orig or err).__name__}: {text}", url)
 
 
-def _open_grpc(url: str) -> "BaseStorage":
+def _open_grpc(url: str, heartbeat: dict[str, int] | None) -> "BaseStorage":
+    """Optuna's gRPC client; with ``heartbeat`` settings one whose trials send heartbeats through the proxy."""
     import optuna
 
     m = re.fullmatch(r"grpc://([^:/]+):(\d+)/?", url)
@@ -206,7 +209,12 @@ def _open_grpc(url: str) -> "BaseStorage":
         raise StorageError("grpc:// storage needs grpcio: pip install 'yieldtune[grpc]'") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        proxy = optuna.storages.GrpcStorageProxy(host=m.group(1), port=int(m.group(2)))
+        if heartbeat is None:
+            proxy = optuna.storages.GrpcStorageProxy(host=m.group(1), port=int(m.group(2)))
+        else:
+            from yieldtune.study.liveness import GrpcStorageWithHeartbeat
+
+            proxy = GrpcStorageWithHeartbeat(host=m.group(1), port=int(m.group(2)), **heartbeat)
     try:
         proxy.wait_server_ready(timeout=10)
     except Exception as err:

@@ -1,0 +1,128 @@
+"""Heartbeats for workers behind the gRPC storage proxy.
+
+Optuna's gRPC client (:class:`optuna.storages.GrpcStorageProxy`) sends no heartbeats, so a worker that dies
+behind ``tune proxy`` would leave its trial RUNNING for ever. :class:`GrpcStorageWithHeartbeat` adds Optuna's
+own heartbeat interface (``BaseHeartbeat``) on top of the client: Optuna's heartbeat thread then writes a trial
+system attribute (:data:`BEAT_ATTR`) every ``heartbeat_interval`` seconds, which travels through the proxy like
+any other write. A trial is stale when that attribute has not changed for its ``grace_period`` seconds as seen
+by the watcher's own clock (so clocks of different machines never need to agree). Stale trials are failed and
+re-queued by Optuna's ``fail_stale_trials`` with ``RetryHeartbeatStaleTrialCallback(max_retry)``, the same rule
+as for direct database connections: by any worker between trials, and by ``tune proxy`` itself
+(:func:`watch_silent_trials`) every few seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from typing import Callable
+
+import optuna
+from optuna.storages import GrpcStorageProxy
+from optuna.storages._heartbeat import BaseHeartbeat  # Optuna exports no public name for it
+from optuna.trial import FrozenTrial, TrialState
+
+# {"at": sender's time.time(), "grace_period": s, "max_retry": n}; only "at" changing matters to the watcher.
+BEAT_ATTR = "yieldtune:heartbeat"
+
+
+def _retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Re-queue a stale trial with the ``max_retry`` its own worker announced (its study file's setting)."""
+    beat = trial.system_attrs.get(BEAT_ATTR) or {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=beat.get("max_retry"))
+    callback(study, trial)
+
+
+class GrpcStorageWithHeartbeat(GrpcStorageProxy, BaseHeartbeat):
+    """Optuna's gRPC client plus heartbeats carried as a trial system attribute through the proxy."""
+
+    def __init__(self, *, host: str, port: int, heartbeat_interval: int, grace_period: int,
+                 max_retry: int | None, log: Callable[[str], None] | None = None) -> None:
+        super().__init__(host=host, port=port)
+        self._interval = int(heartbeat_interval)
+        self._log = log
+        self._announce = {"grace_period": int(grace_period), "max_retry": max_retry}
+        self._seen: dict[int, tuple[object, float]] = {}  # trial id -> (last beat seen, when first seen)
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        import grpc
+
+        try:
+            self.set_trial_system_attr(trial_id, BEAT_ATTR, {"at": time.time(), **self._announce})
+        except (optuna.exceptions.UpdateFinishedTrialError, KeyError):
+            pass  # the trial ended (or was failed as stale) meanwhile: nothing to keep alive
+        except grpc.RpcError:
+            pass  # proxy briefly unreachable: the next beat retries; a long outage makes the trial stale
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.monotonic()
+        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        stale = []
+        for trial in running:
+            beat = trial.system_attrs.get(BEAT_ATTR)
+            if not isinstance(beat, dict):
+                continue  # not a proxied worker's trial (direct connections have database heartbeats)
+            last = self._seen.get(trial._trial_id)
+            if last is None or last[0] != beat.get("at"):
+                self._seen[trial._trial_id] = (beat.get("at"), now)
+            elif now - last[1] > float(beat.get("grace_period", 0)):
+                stale.append(trial._trial_id)
+        alive = {t._trial_id for t in running}
+        for trial_id in [t for t in self._seen if t not in alive]:
+            del self._seen[trial_id]
+        return stale
+
+    def get_heartbeat_interval(self) -> int:
+        return self._interval
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None]:
+        def retry(study: optuna.Study, trial: FrozenTrial) -> None:
+            if self._log is not None:
+                beat = trial.system_attrs.get(BEAT_ATTR) or {}
+                self._log(f"study {study.study_name!r} trial {trial.number}: no heartbeat for "
+                          f"{beat.get('grace_period')} s -> FAIL, re-queued (max_retry {beat.get('max_retry')})")
+            _retry_stale_trial(study, trial)
+
+        return retry
+
+
+def watch_silent_trials(host: str, port: int, *, every: float = 2.0, stop: threading.Event | None = None,
+                        log: Callable[[str], None] | None = None) -> threading.Thread:
+    """Start a daemon thread that fails and re-queues the stale trials of every study behind the proxy.
+
+    It is a gRPC client of the proxy itself, so it sees exactly what the workers see and uses the same
+    :class:`GrpcStorageWithHeartbeat` staleness rule and Optuna's own ``fail_stale_trials``.
+    """
+    stop = stop or threading.Event()
+    connect_host = "127.0.0.1" if host in ("0.0.0.0", "", "[::]", "::") else host
+
+    def loop() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            client = GrpcStorageWithHeartbeat(host=connect_host, port=port, heartbeat_interval=1, grace_period=0,
+                                              max_retry=None, log=log)
+            complained = False
+            try:
+                client.wait_server_ready(timeout=60)
+            except Exception:  # the proxy never came up: the loop below reports what goes wrong
+                pass
+            while not stop.wait(every):
+                try:
+                    for frozen in client.get_all_studies():
+                        optuna.storages.fail_stale_trials(optuna.load_study(study_name=frozen.study_name,
+                                                                            storage=client))
+                    complained = False
+                except Exception as err:  # keep watching through database or network trouble
+                    if log is not None and not complained:
+                        log(f"stale-trial watch: {type(err).__name__}: {err}; retrying every {every:g} s")
+                    complained = True
+
+    thread = threading.Thread(target=loop, name="yieldtune-stale-trial-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+__all__ = ["BEAT_ATTR", "GrpcStorageWithHeartbeat", "watch_silent_trials"]
