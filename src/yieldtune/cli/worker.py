@@ -21,10 +21,12 @@ def worker(study_file: str, storage: str | None, device: str, n_trials: int | No
            threads: int | None) -> None:
     """Pull trials of STUDY_FILE's study from the shared storage until the budget is met."""
     from yieldtune.ensemble.auto import on_budget_met
+    from yieldtune.study.runner import check_before_workers
     from yieldtune.study.spec import load_study_spec
     from yieldtune.study.worker import run_worker
 
     spec = load_study_spec(study_file)
+    check_before_workers(spec, [device])  # a missing GPU is one line, not a worker failing trial after trial
     result = run_worker(spec, spec.storage_url(storage), device=device, n_trials=n_trials, worker_id=worker_id,
                         threads=threads, on_budget_met=on_budget_met)
     sys.exit(result.exit_code)

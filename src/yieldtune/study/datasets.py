@@ -45,6 +45,15 @@ def _dataset_path(spec: StudySpec, ref: str, key: str) -> tuple[Path, DataSpec |
     return resolve_dataset(ref), dataset_spec(ref)
 
 
+def resolve_study_data(spec: StudySpec) -> list[Path]:
+    """The local files of the study's ``dataset`` (and ``test``), fetched or generated if needed.
+
+    ``tune run`` calls it before starting any worker, so a misspelled name is one error line, not N workers
+    each dying with it in their logs."""
+    refs = [(spec.data.dataset, "data.dataset")] + ([(spec.data.test, "data.test")] if spec.data.test else [])
+    return [_dataset_path(spec, ref, key)[0] for ref, key in refs]
+
+
 def data_spec_for(spec: StudySpec, registry_spec: DataSpec | None) -> DataSpec:
     """The registry's reading spec for named data sets, with any layout keys the study file sets on top."""
     own = spec.data.data_spec()
@@ -96,4 +105,4 @@ def prepare_data(spec: StudySpec) -> tuple[ReactionTable, ReactionTable, Reactio
     return train, val, data.test
 
 
-__all__ = ["PreparedData", "prepare_folds", "prepare_data", "load_study_tables", "data_spec_for"]
+__all__ = ["PreparedData", "prepare_folds", "prepare_data", "load_study_tables", "data_spec_for", "resolve_study_data"]

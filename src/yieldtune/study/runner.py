@@ -86,6 +86,31 @@ def plan_workers(jobs: int, gpus: list[int] | None, device: str | None) -> list[
     return [(dev, threads) for _ in range(jobs)]
 
 
+def check_before_workers(spec: StudySpec, devices: list[str]) -> None:
+    """What would make every worker fail at once, checked here first: each device exists (``--gpus 0`` on a
+    machine without CUDA), and the data set names resolve (fetched or generated now, once, not by N workers).
+    The study file itself was validated when it was loaded."""
+    from yieldtune.model.device import resolve_device
+    from yieldtune.study.datasets import resolve_study_data
+
+    for device in dict.fromkeys(devices):
+        resolve_device(device)
+    resolve_study_data(spec)
+
+
+def last_error_line(log_path: Path | None, tail_bytes: int = 65536) -> str | None:
+    """The last line of a worker log that states an error (``error: ...``, an exception, a failed trial)."""
+    import re
+
+    if log_path is None or not log_path.is_file():
+        return None
+    with log_path.open("rb") as fh:
+        fh.seek(max(0, log_path.stat().st_size - tail_bytes))
+        lines = [line.strip() for line in fh.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    error = re.compile(r"^(error: |[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b)|\bFAIL: ")
+    return next((line for line in reversed(lines) if error.search(line)), lines[-1] if lines else None)
+
+
 def worker_command(spec: StudySpec, worker_id: str, device: str, threads: int | None, budget: int) -> list[str]:
     cmd = [sys.executable, "-m", "yieldtune.cli.main", "worker", str(spec.path), "--device", device,
            "--n-trials", str(budget), "--worker-id", worker_id]
@@ -126,6 +151,7 @@ def create_study_only(spec: StudySpec, storage_url: str, *, n_trials: int | None
     from yieldtune.study.service import create_or_load_study, state_counts
     from yieldtune.study.storage import open_spec_storage, redact_url
 
+    check_before_workers(spec, [])
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_spec_storage(spec, storage_url, heartbeat=False)
     study = create_or_load_study(spec, storage, n_trials=int(n_trials or spec.budget.n_trials))
@@ -149,6 +175,8 @@ def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[in
         raise ConfigError("tune run needs a study file on disk (workers read it)")
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     budget = int(n_trials or spec.budget.n_trials)
+    plan = plan_workers(jobs, gpus, device)
+    check_before_workers(spec, [dev for dev, _ in plan])
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -157,7 +185,6 @@ def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[in
     optuna.logging.set_verbosity(optuna.logging.INFO)
     before = state_counts(study)
     finished_before = before["COMPLETE"] + before["PRUNED"]
-    plan = plan_workers(jobs, gpus, device)
     log_dir = spec.artifact_dir.parent / "logs" / spec.name if live else None
     t0 = time.monotonic()
     workers = start_workers(spec, storage_url, plan, budget, log_dir=log_dir)
@@ -225,7 +252,9 @@ def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[in
     for w in workers:
         if w.process.returncode not in (0, None) and not summary.interrupted:
             where = f" (log: {w.log_path})" if w.log_path else ""
-            log(f"worker {w.worker_id} exited with code {w.process.returncode}{where}")
+            reason = last_error_line(w.log_path)
+            log(f"worker {w.worker_id} exited with code {w.process.returncode}{where}"
+                + (f": {reason}" if reason else ""))
     log(summary.line())
     if summary.ok and summary.budget_met and on_budget_met is not None and spec.ensemble.auto:
         log("budget met: building the ensemble")
@@ -234,4 +263,5 @@ def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[in
     return summary
 
 
-__all__ = ["run_study", "RunSummary", "plan_workers", "start_workers", "worker_command"]
+__all__ = ["run_study", "RunSummary", "plan_workers", "start_workers", "worker_command", "check_before_workers",
+           "last_error_line"]
