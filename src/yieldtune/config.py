@@ -22,6 +22,9 @@ FeatureName = Literal["morgan", "rdkit2d", "pretrained"]
 FeatureCombine = Literal["add", "concat", "gate"]
 Encoder = Literal["scratch", "pretrained"]
 SchedulerName = Literal["constant", "cosine", "onecycle", "linear", "step", "plateau"]
+Family = Literal["transformer", "gbm"]
+# the GBM feature blocks (see yieldtune.model.gbm); a configuration uses a "+"-joined non-empty subset
+GBM_BLOCKS = ("morgan", "rdkit2d", "drfp")
 
 
 class _Strict(BaseModel):
@@ -91,11 +94,49 @@ class TrainConfig(_Strict):
     num_threads: int = Field(0, ge=0, description="torch CPU threads; 0 = leave torch's default")
 
 
-class RunConfig(_Strict):
-    """Everything needed to train one configuration."""
+class GBMConfig(_Strict):
+    """A LightGBM regressor on reaction fingerprints and descriptors (``family = "gbm"``).
 
+    Boosting stops early on the validation fold (``early_stopping_rounds``) and reports validation R² to the
+    pruner every ``report_every`` rounds; a refit trains exactly the rounds its trial found best.
+    """
+
+    n_rounds: int = Field(1000, ge=1, le=100000, description="boosting rounds at most")
+    early_stopping_rounds: int = Field(50, ge=0, description="0 disables early stopping")
+    learning_rate: float = Field(0.05, gt=0.0, le=1.0)
+    num_leaves: int = Field(63, ge=2, le=131072)
+    min_child_samples: int = Field(20, ge=1)
+    feature_fraction: float = Field(0.5, gt=0.0, le=1.0)
+    bagging_fraction: float = Field(0.8, gt=0.0, le=1.0)
+    lambda_l1: float = Field(0.0, ge=0.0)
+    lambda_l2: float = Field(0.0, ge=0.0)
+    fp_radius: int = Field(2, ge=1, le=6, description="Morgan and DRFP radius")
+    fp_bits: int = Field(1024, ge=64, le=16384, description="Morgan and DRFP folded length")
+    blocks: str = Field("morgan+rdkit2d+drfp", description="feature blocks, '+'-joined: morgan, rdkit2d, drfp")
+    report_every: int = Field(10, ge=1, description="rounds between validation reports to the pruner")
+    seed: int = 0
+    num_threads: int = Field(0, ge=0, description="LightGBM threads; 0 = the worker's CPU share (torch's threads)")
+
+    @model_validator(mode="after")
+    def _known_blocks(self) -> "GBMConfig":
+        parts = self.blocks.split("+")
+        bad = [p for p in parts if p not in GBM_BLOCKS]
+        if bad or not parts or len(set(parts)) != len(parts):
+            raise ValueError(f"gbm.blocks {self.blocks!r}: expected a '+'-joined subset of {', '.join(GBM_BLOCKS)}")
+        return self
+
+    @property
+    def block_list(self) -> tuple[str, ...]:
+        return tuple(b for b in GBM_BLOCKS if b in self.blocks.split("+"))
+
+
+class RunConfig(_Strict):
+    """Everything needed to train one configuration: the model family and that family's settings."""
+
+    family: Family = "transformer"
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    gbm: GBMConfig = GBMConfig()
 
     def with_overrides(self, assignments: list[str] | dict[str, Any]) -> "RunConfig":
         """Return a copy with ``section.key=value`` assignments applied (``--set model.d_model=256``)."""
@@ -103,8 +144,11 @@ class RunConfig(_Strict):
         items = assignments.items() if isinstance(assignments, dict) else (_split_assignment(a) for a in assignments)
         for key, value in items:
             section, _, name = key.partition(".")
-            if section not in data or not name:
-                raise ConfigError(f"unknown setting {key!r}: use model.<key> or train.<key>")
+            if section == "family" and not name:
+                data["family"] = _parse_scalar(value) if isinstance(value, str) else value
+                continue
+            if section not in data or not isinstance(data[section], dict) or not name:
+                raise ConfigError(f"unknown setting {key!r}: use family, model.<key>, train.<key> or gbm.<key>")
             if name not in data[section]:
                 raise ConfigError(f"unknown setting {key!r}; known: {', '.join(sorted(data[section]))}")
             data[section][name] = _parse_scalar(value) if isinstance(value, str) else value

@@ -204,7 +204,8 @@ def bench_pruning_cmd(study_file, storage, n_trials, jobs, device, keep, as_json
 @click.option("--device", default="cpu", show_default=True, help="Device for refits still to do and predictions.")
 @json_option
 def bench_ensemble_cmd(study_file, storage, device, as_json) -> None:
-    """R² of the best single trial vs. the study's ensemble, on its test split (else validation).
+    """R² of the best single trial of each model family vs. the study's ensemble, side by side, on its test
+    split (else validation).
 
     The study's budget must be met; refits still missing are done and the ensemble is built first."""
     from yieldtune.ensemble.bench import bench_ensemble
@@ -217,8 +218,11 @@ def bench_ensemble_cmd(study_file, storage, device, as_json) -> None:
         return
     click.echo(f"study {record['study']}: {record['eval']} R² on {record['n_eval']} rows (tta {record['tta']})")
     click.echo(f"  best single trial {record['best_trial']}: {record['r2_best_single']}")
+    for family, number in record["best_trial_by_family"].items():
+        click.echo(f"  best {family} (trial {number}): {record[f'r2_best_{family}']}   ensemble / it: "
+                   f"{record[f'r2_ensemble_over_best_{family}']}")
     for m in record["members"]:
-        click.echo(f"  {m['name']}: weight {m['weight']}, R² {m['r2']}")
+        click.echo(f"  {m['name']} ({m.get('family', 'transformer')}): weight {m['weight']}, R² {m['r2']}")
     click.echo(f"  plain mean: {record['r2_mean']}   Caruana ensemble: {record['r2_ensemble']}   "
                f"diff {record['r2_ensemble_minus_best_single']}, ratio {record['r2_ensemble_over_best_single']}")
     if "r2_trials_caruana" in record:

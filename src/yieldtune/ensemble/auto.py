@@ -5,8 +5,9 @@ validation predictions cannot weight them. The weights are instead fitted by gre
 selection with replacement (Caruana et al. 2004) on the validation predictions of the source trial
 models (trained on the training split only, uploaded by each trial as ``artifact:val_predictions``),
 one column per member configuration. Each configuration's weight is then split evenly over its
-seed refits. The recorded validation metrics (``r2_ensemble``, ``r2_mean``, ``r2_best_member``) are
-those of the trial models, i.e. honest estimates for the refit ensemble, not training-set scores.
+seed refits. Members of every model family compete in the same selection (``r2_best_by_family`` and
+``weight_by_family`` record how each family fared). The recorded validation metrics (``r2_ensemble``,
+``r2_mean``, ``r2_best_member``) are those of the trial models, i.e. honest estimates for the refit ensemble, not training-set scores.
 """
 
 from __future__ import annotations
@@ -147,8 +148,16 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
     mean_pred = preds.mean(axis=1)
 
     seeds_of: dict[int, list[dict]] = {}
+    family_of_trial: dict[int, str] = {}
     for entry in state.plan:
         seeds_of.setdefault(int(entry["source_trial"]), []).append(entry)
+        family_of_trial[int(entry["source_trial"])] = str(entry.get("family", "transformer"))
+    best_by_family: dict[str, float] = {}
+    weight_by_family: dict[str, float] = {}
+    for n in sources:
+        fam = family_of_trial[n]
+        best_by_family[fam] = max(best_by_family.get(fam, -np.inf), r2_of[n])
+        weight_by_family[fam] = weight_by_family.get(fam, 0.0) + weight_of[n]
     members: list[tuple[dict[str, Any], Any]] = []
     holdout = {"id": ids, "y_true": y}
     with tempfile.TemporaryDirectory(prefix="yt-ens-") as tmp:
@@ -158,9 +167,11 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
                 refit_trial = state.complete[pair]
                 name = member_name(*pair)
                 src_dir = download_predictor_dir(refit, refit_trial, Path(tmp) / name, store=store)
-                members.append(({"name": name, "trial_number": n, "seed": pair[1],
+                family = str(entry.get("family", "transformer"))
+                members.append(({"name": name, "family": family, "trial_number": n, "seed": pair[1],
                                  "weight": weight_of[n] / len(seeds_of[n]), "r2": r2_of[n],
-                                 "refit_trial": refit_trial.number, "epochs": int(entry["epochs"]),
+                                 "refit_trial": refit_trial.number, "steps": int(entry.get("steps", entry["epochs"])),
+                                 "epochs": int(entry["epochs"]),
                                  "trial_value": entry.get("value"), "params": entry.get("params", {})},
                                 src_dir))
                 holdout[name] = preds[:, sources.index(n)]
@@ -174,6 +185,8 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
             "r2_ensemble": r2_score(y, ens_pred),
             "r2_mean": r2_score(y, mean_pred),
             "r2_best_member": max(r2_of.values()),
+            "r2_best_by_family": best_by_family,
+            "weight_by_family": weight_by_family,
             "weights_by_trial": {str(n): weight_of[n] for n in sources},
             "caruana": {"rounds": rounds, "selection": [sources[j] for j in res.selection],
                         "score": res.score, "best_single_trial": sources[res.best_single]},

@@ -42,11 +42,13 @@ def build_if_needed(spec: "StudySpec", storage_url: str, *, device: str, log: Ca
 
 def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", batch_size: int = 256,
                    log: Callable[[str], None] = print) -> dict[str, Any]:
-    """One record: r2_best_single, r2_ensemble (Caruana), r2_mean, per-member R², diff and ratio."""
+    """One record: r2_best_single, the best single trial of each model family (``r2_best_<family>``, chosen by
+    validation value), r2_ensemble (Caruana), r2_mean, per-member R², differences and ratios."""
     from yieldtune.ensemble.auto import holdout_matrix
-    from yieldtune.ensemble.format import load_ensemble, read_json
-    from yieldtune.study.artifacts import artifact_store_for, download_predictor, download_val_predictions
+    from yieldtune.ensemble.format import load_ensemble, load_member_predictor, read_json
+    from yieldtune.study.artifacts import artifact_store_for, download_predictor_dir, download_val_predictions
     from yieldtune.study.datasets import prepare_folds
+    from yieldtune.study.pruners import trial_family
     from yieldtune.study.service import BUDGET_ATTR, best_trial_or_none, load_study, n_finished
 
     study = load_study(spec, storage_url, heartbeat=False)
@@ -67,6 +69,7 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", 
     w_trials = w_trials / w_trials.sum()
     store = artifact_store_for(spec)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    best_of_family = best_trial_per_family(study, spec.direction)
 
     data = prepare_folds(spec)
     test = data.test
@@ -83,19 +86,21 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", 
             return np.asarray(mean, dtype=np.float64)
 
         with tempfile.TemporaryDirectory(prefix="yt-bench-") as tmp:
-            trial_pred = {n: predict(download_predictor(study, trials[n], Path(tmp) / f"trial{n}", store=store,
-                                                        device=device))
-                          for n in dict.fromkeys([best.number, *sources])}
+            trial_pred = {n: predict(load_member_predictor(
+                download_predictor_dir(study, trials[n], Path(tmp) / f"trial{n}", store), device=device))
+                for n in dict.fromkeys([best.number, *best_of_family.values(), *sources])}
         ens = load_ensemble(ens_dir, device=device)
         member_pred = np.column_stack([predict(m.predictor) for m in ens.members])
         w = ens.weights
         trials_matrix = np.column_stack([trial_pred[n] for n in sources])
-        members = [{"name": m.name, "trial": m.trial_number, "seed": m.seed, "weight": _round(float(wi)),
+        members = [{"name": m.name, "family": m.family, "trial": m.trial_number, "seed": m.seed,
+                    "weight": _round(float(wi)),
                     "r2": _round(r2_score(y, member_pred[:, j]))}
                    for j, (m, wi) in enumerate(zip(ens.members, w))]
         record.update({
             "eval": "test", "n_eval": len(y),
             "r2_best_single": r2_score(y, trial_pred[best.number]),
+            **{f"r2_best_{fam}": r2_score(y, trial_pred[n]) for fam, n in best_of_family.items()},
             "r2_ensemble": r2_score(y, member_pred @ w),
             "r2_mean": r2_score(y, member_pred.mean(axis=1)),
             "r2_best_member": max(r2_score(y, member_pred[:, j]) for j in range(member_pred.shape[1])),
@@ -108,7 +113,7 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", 
     else:
         log(f"no labelled test split: scoring the trial models' validation predictions "
             f"(refit members trained on those rows and are not scored)")
-        numbers = list(dict.fromkeys([best.number, *sources]))
+        numbers = list(dict.fromkeys([best.number, *best_of_family.values(), *sources]))
         frames = [download_val_predictions(study, trials[n], store=store) for n in numbers]
         _, y, preds = holdout_matrix(frames, [f"trial {n}" for n in numbers])
         col = {n: preds[:, j] for j, n in enumerate(numbers)}
@@ -116,22 +121,41 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", 
         record.update({
             "eval": "validation", "n_eval": len(y),
             "r2_best_single": r2_score(y, col[best.number]),
+            **{f"r2_best_{fam}": r2_score(y, col[n]) for fam, n in best_of_family.items()},
             "r2_ensemble": r2_score(y, trials_matrix @ w_trials),
             "r2_mean": r2_score(y, trials_matrix.mean(axis=1)),
             "r2_best_member": max(r2_score(y, col[n]) for n in sources),
-            "members": [{"name": f"trial{n}", "trial": n, "seed": None, "weight": _round(float(wt)),
-                         "r2": _round(r2_score(y, col[n]))} for n, wt in zip(sources, w_trials)],
+            "members": [{"name": f"trial{n}", "family": trial_family(trials[n]), "trial": n, "seed": None,
+                         "weight": _round(float(wt)), "r2": _round(r2_score(y, col[n]))}
+                        for n, wt in zip(sources, w_trials)],
             "note": "validation rows, trial models (trained without them); refit members are not scored",
         })
-    for key in ("r2_best_single", "r2_ensemble", "r2_mean", "r2_best_member", "r2_trials_caruana", "r2_trials_mean"):
-        if key in record:
-            record[key] = _round(record[key])
-    single, ensemble = record["r2_best_single"], record["r2_ensemble"]
-    record["r2_ensemble_minus_best_single"] = None if single is None or ensemble is None else \
-        round(ensemble - single, 6)
-    record["r2_ensemble_over_best_single"] = None if single is None or ensemble is None or single <= 0 else \
-        round(ensemble / single, 4)
+    record["best_trial_by_family"] = dict(best_of_family)
+    for key in [k for k in record if k.startswith("r2_") and isinstance(record[k], float)]:
+        record[key] = _round(record[key])
+    ensemble = record["r2_ensemble"]
+    for name in ["single", *best_of_family]:
+        single = record[f"r2_best_{name}"]
+        record[f"r2_ensemble_minus_best_{name}"] = None if single is None or ensemble is None else \
+            round(ensemble - single, 6)
+        record[f"r2_ensemble_over_best_{name}"] = None if single is None or ensemble is None or single <= 0 else \
+            round(ensemble / single, 4)
     return record
 
 
-__all__ = ["bench_ensemble", "build_if_needed"]
+def best_trial_per_family(study, direction: str) -> dict[str, int]:
+    """The best COMPLETE trial (by its validation value) of each model family: family -> trial number."""
+    from yieldtune.ensemble.selection import select_top_trials
+    from yieldtune.study.pruners import trial_family
+
+    trials = study.get_trials(deepcopy=False)
+    out = {}
+    for family in sorted({trial_family(t) for t in trials}):
+        top = select_top_trials([t for t in trials if trial_family(t) == family], 1, direction=direction,
+                                distinct="none")
+        if top:
+            out[family] = top[0].number
+    return out
+
+
+__all__ = ["bench_ensemble", "best_trial_per_family", "build_if_needed"]

@@ -27,6 +27,7 @@ class Member:
     trial_number: int | None = None
     seed: int | None = None
     r2: float | None = None
+    family: str = "transformer"
 
 
 @dataclass

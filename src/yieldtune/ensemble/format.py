@@ -132,9 +132,17 @@ def _load_transformer(directory: Path, device: str) -> Predictor:
     return YieldPredictor.load(directory, device=device)
 
 
-# keyed by family name; a new model family adds its entry here
+def _load_gbm(directory: Path, device: str) -> Predictor:
+    from yieldtune.model.gbm import GBMPredictor
+
+    return GBMPredictor.load(directory, device=device)
+
+
+# keyed by family name; a new model family adds its entry here. GBM members are LightGBM's own text model
+# format (parsed, never unpickled) plus gbm.json; GBMPredictor.load checks the file is a text model.
 MEMBER_FORMATS: dict[str, MemberFormat] = {
     "transformer": MemberFormat("transformer", MEMBER_FILES, (WEIGHTS_FILE,), _load_transformer),
+    "gbm": MemberFormat("gbm", ("lightgbm_model.txt", "gbm.json"), (), _load_gbm),
 }
 
 
@@ -328,7 +336,7 @@ def load_ensemble(directory: str | Path, device: str = "cpu") -> Ensemble:
         predictor = load_member_predictor(directory / MEMBERS_DIR / name, device)
         members.append(Member(name=name, predictor=predictor, weight=weight,
                               trial_number=entry.get("trial_number"), seed=entry.get("seed"),
-                              r2=entry.get("r2")))
+                              r2=entry.get("r2"), family=str(entry.get("family", "transformer"))))
     try:
         return Ensemble(members, info={k: v for k, v in info.items() if k != "members"},
                         tta=int(info.get("tta", 0) or 0))

@@ -48,20 +48,30 @@ def pair_of(trial) -> tuple[int, int] | None:
 # ---- planning --------------------------------------------------------------------------------
 
 def plan_refits(spec: "StudySpec", study: "optuna.Study") -> list[dict[str, Any]]:
-    """One entry per (top-k trial, seed): source trial, its params and value, epochs, seed."""
+    """One entry per (top-k trial of each model family, seed): source trial, family, its params and value,
+    the steps to train (best epoch or best boosting round) and the seed."""
+    from yieldtune.study.pruners import trial_family
+    from yieldtune.train.families import FAMILIES
+
     ens = spec.ensemble
-    top = select_top_trials(study.get_trials(deepcopy=False), ens.top_k, direction=spec.direction,
-                            distinct=ens.distinct)
-    if not top:
-        raise ConfigError(f"study {spec.name!r} has no COMPLETE trial yet: nothing to ensemble")
+    trials = study.get_trials(deepcopy=False)
     plan = []
-    for rank, t in enumerate(top):
-        config = trial_config(spec, t)
-        epochs = trial_best_epoch(t, direction=spec.direction, default=config.train.epochs)
-        for seed in range(ens.seeds):
-            plan.append({"source_trial": t.number, "seed": seed, "epochs": epochs, "rank": rank,
-                         "value": t.value, "params": dict(t.params),
-                         "config": config.model_dump(mode="json")})
+    for family in dict.fromkeys(trial_family(t) for t in trials):  # every family with trials, first seen first
+        top = select_top_trials([t for t in trials if trial_family(t) == family], ens.top_k,
+                                direction=spec.direction, distinct=ens.distinct)
+        for rank, t in enumerate(top):
+            config = trial_config(spec, t)
+            fam = FAMILIES[config.family]
+            if fam.best_step_attr == "best_epoch":
+                steps = trial_best_epoch(t, direction=spec.direction, default=fam.default_steps(config))
+            else:
+                steps = max(1, int(t.user_attrs.get(fam.best_step_attr) or fam.default_steps(config)))
+            for seed in range(ens.seeds):
+                plan.append({"source_trial": t.number, "seed": seed, "family": fam.name, "steps": steps,
+                             "epochs": steps, "rank": rank, "value": t.value, "params": dict(t.params),
+                             "config": config.model_dump(mode="json")})
+    if not plan:
+        raise ConfigError(f"study {spec.name!r} has no COMPLETE trial yet: nothing to ensemble")
     return plan
 
 
@@ -218,12 +228,13 @@ class RefitSummary:
 
 
 def refit_config(spec: "StudySpec", entry: dict):
-    """The source trial's RunConfig, trained for its best epoch count with this seed, no early stop."""
+    """The source trial's RunConfig, trained for its best step count (epochs or boosting rounds) with this
+    seed, no early stop."""
     from yieldtune.config import RunConfig, validate_config
+    from yieldtune.train.families import family_of
 
     config = validate_config(RunConfig, entry["config"], source=f"refit of trial {entry['source_trial']}")
-    return config.with_overrides({"train.epochs": int(entry["epochs"]), "train.seed": int(entry["seed"]),
-                                  "train.early_stopping_patience": 0})
+    return family_of(config).refit_config(config, int(entry.get("steps", entry.get("epochs"))), int(entry["seed"]))
 
 
 def _duplicate_reason(refit: "optuna.Study", trial: "optuna.Trial", pair: tuple[int, int]) -> str | None:
@@ -256,7 +267,7 @@ def _make_objective(spec: "StudySpec", refit: "optuna.Study", device: str, get_d
             summary.skipped += 1
             raise optuna.TrialPruned(reason)
         from yieldtune.study.artifacts import artifact_store_for, upload_predictor
-        from yieldtune.train.trainer import Trainer
+        from yieldtune.train.families import family_of
 
         import os
         import socket
@@ -266,12 +277,15 @@ def _make_objective(spec: "StudySpec", refit: "optuna.Study", device: str, get_d
         trial.set_user_attr("hostname", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
         trial.set_user_attr("device", device)
-        result = Trainer(config, device=device, cache_dir=spec.cache_dir).fit(get_data(), None)
-        upload_predictor(artifact_store_for(spec), trial, result.predictor)
-        last = result.history[-1]
-        trial.set_user_attr("epochs", len(result.history))
+        family = family_of(config)
+        trial.set_user_attr("family", family.name)
+        fit = family.fit(config, get_data(), None, device=device, cache_dir=spec.cache_dir,
+                         metric=spec.objective.metric, on_step=None)
+        upload_predictor(artifact_store_for(spec), trial, fit.predictor)
+        trial.set_user_attr("steps", fit.steps)
+        trial.set_user_attr("epochs", fit.steps)  # the log line and older readers
         summary.done += 1
-        return float(last.train_loss)
+        return float(fit.train_loss if fit.train_loss is not None else 0.0)
 
     return objective
 
@@ -326,7 +340,7 @@ def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", 
                 pair = pair_of(ft)
                 if ft.state.name == "COMPLETE":
                     log(f"refit {ft.number} of study {spec.name!r}: trial {pair[0]} seed {pair[1]} done "
-                        f"({ft.user_attrs.get('epochs')} epochs on train+validation)")
+                        f"({ft.user_attrs.get('steps')} {'epochs' if ft.user_attrs.get('family', 'transformer') == 'transformer' else 'rounds'} on train+validation)")
                 elif ft.state.name == "FAIL":
                     log(f"refit {ft.number} of study {spec.name!r}: {pair} FAILED: "
                         f"{ft.system_attrs.get('fail_reason', ft.user_attrs.get('fail_reason', '?'))}")

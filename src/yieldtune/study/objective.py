@@ -1,7 +1,9 @@
-"""The objective: one trial = sample a RunConfig, train it, report every epoch, upload the result.
+"""The objective: one trial = sample a RunConfig, train it, report every step, upload the result.
 
-Per-epoch validation metrics go to ``trial.report`` so Optuna's pruner can stop a hopeless trial; a pruned
-trial raises ``optuna.TrialPruned`` from the trainer's epoch callback. With k-fold validation the pruner
+A step is an epoch for a Transformer and ``gbm.report_every`` boosting rounds for a GBM (the trial's model
+family, :mod:`yieldtune.train.families`). Per-step validation metrics go to ``trial.report`` so Optuna's
+pruner can stop a hopeless trial (comparing it with trials of its own family); a pruned trial raises
+``optuna.TrialPruned`` from the training callback. With k-fold validation the pruner
 watches fold 0 (every trial's fold 0 is the same rows, so epoch-by-epoch values are comparable); the
 trial's value is the mean of the folds' best-epoch metrics, and its validation predictions are the
 out-of-fold predictions of all folds.
@@ -44,11 +46,6 @@ class WorkerInfo:
 
     def attrs(self) -> dict[str, Any]:
         return {"worker": self.worker_id, "hostname": self.hostname, "pid": self.pid, "device": self.device}
-
-
-def metric_of(epoch_metrics, metric: str) -> float | None:
-    value = getattr(epoch_metrics, f"val_{metric}")
-    return None if value is None else float(value)
 
 
 class StudyObjective:
@@ -120,40 +117,44 @@ class StudyObjective:
     def _run(self, trial: "optuna.Trial") -> float:
         import optuna
 
-        from yieldtune.train.trainer import Trainer
+        from yieldtune.study.pruners import FAMILY_ATTR
+        from yieldtune.train.families import family_of
 
         for key, value in self.worker.attrs().items():
             trial.set_user_attr(key, value)
         self.check_slot(trial)
         config = self.space.suggest(trial)
+        family = family_of(config)
+        trial.set_user_attr(FAMILY_ATTR, family.name)  # before any report: the pruner compares within a family
         trial.set_user_attr("config", config.model_dump(mode="json"))
         metric = self.spec.objective.metric
         history: list[dict[str, Any]] = []
+        history_attr = "epochs" if family.step_name == "epoch" else "rounds"
         t_start = time.perf_counter()
 
-        def on_epoch(m, fold: int) -> None:
+        def on_step(r, fold: int) -> None:
             self._guard(False)
-            history.append({"fold": fold, "epoch": m.epoch, "train_loss": _num(m.train_loss),
-                            "val": _num(metric_of(m, metric)), "seconds": round(float(m.seconds), 3)})
-            trial.set_user_attr("epochs", history)
+            value = r.val.get(metric)
+            history.append({"fold": fold, family.step_name: r.step, "train_loss": _num(r.train_loss),
+                            "val": _num(value), "seconds": None if r.seconds is None else round(r.seconds, 3)})
+            trial.set_user_attr(history_attr, history)
             if fold == 0:
-                value = metric_of(m, metric)
-                trial.report(float("nan") if value is None else value, m.epoch)
+                trial.report(float("nan") if value is None else value, r.step)
                 if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {m.epoch} ({metric}={_num(value)})")
+                    raise optuna.TrialPruned(f"pruned at {family.step_name} {r.step} ({metric}={_num(value)})")
             self._guard(True)
 
         values, preds, predictor = [], [], None
         for fold, (train, val) in enumerate(self.data.folds):
-            trainer = Trainer(config, device=self.device, cache_dir=self.cache_dir)
             self._guard(True)
-            result = trainer.fit(train, val, on_epoch=lambda m, f=fold: on_epoch(m, f))
+            fit = family.fit(config, train, val, device=self.device, cache_dir=self.cache_dir, metric=metric,
+                             on_step=lambda r, f=fold: on_step(r, f))
             self._guard(False)
-            values.append(metric_of(result.best, metric))
-            preds.append(result.val_predictions)
+            values.append(fit.best_val.get(metric))
+            preds.append(fit.val_predictions)
             if fold == 0:
-                predictor = result.predictor
-                trial.set_user_attr("best_epoch", int(result.best_epoch))
+                predictor = fit.predictor
+                trial.set_user_attr(family.best_step_attr, int(fit.best_step))
         value = float(np.mean([v if v is not None else np.nan for v in values]))
         trial.set_user_attr("fold_values", [_num(v) for v in values])
         trial.set_user_attr("train_seconds", round(time.perf_counter() - t_start, 3))
@@ -173,4 +174,4 @@ def _num(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
-__all__ = ["StudyObjective", "WorkerInfo", "BudgetReached", "metric_of"]
+__all__ = ["StudyObjective", "WorkerInfo", "BudgetReached"]

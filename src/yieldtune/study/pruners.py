@@ -1,11 +1,18 @@
 """Pruner registry: the ``[pruner] type`` of a study file -> an Optuna pruner.
 
 Every parameter is spelled out in the study file or takes the explicit constant default of its
-``*Spec`` model in :mod:`yieldtune.study.spec`; nothing is "auto". Steps are 1-based epochs.
+``*Spec`` model in :mod:`yieldtune.study.spec`; nothing is "auto". Steps are 1-based epochs for
+Transformer trials and 1-based boosting rounds for GBM trials.
+
+The rule for a study with two model families: **a trial is compared only with trials of its own family.**
+Epoch 10 of a Transformer and round 10 of a GBM are not the same fidelity, so every study pruner is wrapped
+in :class:`FamilyPruner`, which hands the inner (unchanged Optuna) pruner a view of the study holding only
+the trials of the running trial's family; each family gets its own inner pruner instance.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,15 +68,80 @@ PRUNERS: dict[str, Callable] = {
 }
 
 
-def build_pruner(cfg) -> "optuna.pruners.BasePruner":
-    """The Optuna pruner for a ``[pruner]`` table."""
+FAMILY_ATTR = "family"
+DEFAULT_FAMILY = "transformer"
+
+
+def trial_family(trial) -> str:
+    """The model family of a (frozen) trial: its ``family`` parameter, else its user attribute."""
+    return str(trial.params.get("family") or trial.user_attrs.get(FAMILY_ATTR) or DEFAULT_FAMILY)
+
+
+class _FamilyStorage:
+    """A read view of a study's storage that lists only the trials of one family (for pruners)."""
+
+    def __init__(self, storage, family: str) -> None:
+        self._inner, self._family = storage, family
+
+    def get_all_trials(self, study_id, deepcopy: bool = True, states=None):
+        trials = self._inner.get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        return [t for t in trials if trial_family(t) == self._family]
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def _build(cfg):
+    return PRUNERS[cfg.type](cfg)
+
+
+class FamilyPruner:
+    """Asks an Optuna pruner (one instance per family) with only the running trial's family in view.
+
+    Optuna's pruners (Hyperband's bracket studies included) read the other trials through the study's
+    storage, so a study view over :class:`_FamilyStorage` reaches every one of them unchanged.
+    """
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        self._inner: dict[str, "optuna.pruners.BasePruner"] = {}
+
+    def inner(self, family: str) -> "optuna.pruners.BasePruner":
+        if family not in self._inner:
+            self._inner[family] = _build(self.cfg)
+        return self._inner[family]
+
+    def prune(self, study: "optuna.Study", trial) -> bool:
+        import optuna
+
+        family = trial_family(trial)
+        inner = self.inner(family)
+        view = optuna.Study(study_name=study.study_name, storage=_FamilyStorage(study._storage, family),
+                            sampler=study.sampler, pruner=inner)
+        return inner.prune(view, trial)
+
+
+@functools.lru_cache(maxsize=1)
+def _family_pruner_class() -> type:
+    """:class:`FamilyPruner` as a subclass of Optuna's BasePruner (optuna is imported lazily here)."""
+    import optuna
+
+    return type("FamilyPruner", (FamilyPruner, optuna.pruners.BasePruner), {})
+
+
+def build_pruner(cfg, *, by_family: bool = False) -> "optuna.pruners.BasePruner":
+    """The Optuna pruner for a ``[pruner]`` table; ``by_family`` (a study searching several model
+    families) wraps it so each family is pruned among its own trials."""
     import warnings
 
     import optuna
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return PRUNERS[cfg.type](cfg)
+        pruner = _build(cfg)
+        if not by_family or cfg.type == "none":
+            return pruner
+        return _family_pruner_class()(cfg)
 
 
-__all__ = ["PRUNERS", "build_pruner"]
+__all__ = ["PRUNERS", "build_pruner", "FamilyPruner", "trial_family", "FAMILY_ATTR"]

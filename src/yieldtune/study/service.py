@@ -40,6 +40,12 @@ def _storage(spec: StudySpec, storage) -> Any:
     return open_spec_storage(spec, storage) if isinstance(storage, str) else storage
 
 
+def study_pruner(spec: StudySpec, space=None) -> "optuna.pruners.BasePruner":
+    """The study's pruner; with several model families each trial is compared only with its own family."""
+    space = space or spec.search()
+    return build_pruner(spec.pruner, by_family=len(space.families) > 1)
+
+
 def load_study(spec: StudySpec, storage_url, *, heartbeat: bool = True) -> "optuna.Study":
     """Load the existing study named in ``spec`` (StorageError if it does not exist)."""
     import optuna
@@ -49,7 +55,7 @@ def load_study(spec: StudySpec, storage_url, *, heartbeat: bool = True) -> "optu
     space = spec.search()
     try:
         return optuna.load_study(study_name=spec.name, storage=storage, sampler=build_sampler(spec.sampler, space),
-                                 pruner=build_pruner(spec.pruner))
+                                 pruner=study_pruner(spec, space))
     except KeyError:
         where = redact_url(storage_url) if isinstance(storage_url, str) else "the storage"
         raise StorageError(f"no study named {spec.name!r} in {where}; create it with `tune run`") from None
@@ -61,7 +67,7 @@ def create_or_load_study(spec: StudySpec, storage_url, *, n_trials: int | None =
 
     storage = _storage(spec, storage_url)
     space = spec.search()
-    sampler, pruner = build_sampler(spec.sampler, space), build_pruner(spec.pruner)
+    sampler, pruner = build_sampler(spec.sampler, space), study_pruner(spec, space)
     for attempt in range(3):
         try:
             study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,

@@ -15,6 +15,12 @@ hierarchical architecture.
 ``"morgan+rdkit2d"``, ...), not one switch per featurizer, so TPE sees a fixed choice list; ``feature_combine``
 is sampled only where some features are used.
 
+``family`` picks the model family of a trial (``"transformer"`` or ``"gbm"``; a list searches both). Every
+other parameter belongs to one family and is sampled only in that family's trials, so a GBM trial never
+suggests ``d_model`` and a Transformer trial never suggests ``gbm_leaves``; the names stay disjoint and each
+keeps its one distribution, so TPE models every name from the trials of its own family. A study file that
+does not mention ``family`` trains Transformers only (the default below), as before families existed.
+
 In the study file each entry of ``[search_space]`` is a fixed value (``pooling = "cls"``), a list
 (categorical: ``batch_size = [32, 64]``) or a range table (``lr = {low = 1e-5, high = 1e-3, log = true}``,
 ``epochs = {low = 10, high = 50, step = 10}``). A range table may give only some keys; the rest come from
@@ -24,9 +30,9 @@ In the study file each entry of ``[search_space]`` is a fixed value (``pooling =
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, get_args
 
-from yieldtune.config import RunConfig, validate_config
+from yieldtune.config import Family, RunConfig, validate_config
 from yieldtune.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,35 +54,64 @@ class ParamDef:
     active: Callable[[dict[str, Any]], bool] = lambda values: True
     help: str = ""
     parent: str | None = None  # the parameter ``active`` looks at
+    family: str | None = None  # the model family whose trials sample it (None: every trial)
+
+    def is_active(self, values: dict[str, Any]) -> bool:
+        if self.family is not None and values.get("family", "transformer") != self.family:
+            return False
+        return self.active(values)
+
+
+def _transformer(kind: type, target: str | None, active: Callable[[dict[str, Any]], bool] = lambda values: True,
+                 help: str = "", parent: str | None = None) -> ParamDef:
+    return ParamDef(kind, target, active, help, parent, family="transformer")
+
+
+def _gbm(kind: type, target: str, help: str = "") -> ParamDef:
+    return ParamDef(kind, target, help=help, family="gbm")
 
 
 PARAMS: dict[str, ParamDef] = {
-    "epochs": ParamDef(int, "train.epochs"),
-    "architecture": ParamDef(str, "model.architecture"),
-    "d_model": ParamDef(int, "model.d_model"),
-    "n_layers": ParamDef(int, "model.n_layers"),
-    "reaction_layers": ParamDef(int, "model.reaction_layers", lambda v: v.get("architecture") != "flat",
-                                parent="architecture"),
-    "n_heads": ParamDef(int, None, help="lowered to the largest divisor of d_model"),
-    "ffn_mult": ParamDef(float, None, help="ffn_dim = round(ffn_mult * d_model)"),
-    "dropout": ParamDef(float, "model.dropout"),
-    "pooling": ParamDef(str, "model.pooling"),
-    "lr": ParamDef(float, "train.lr"),
-    "weight_decay": ParamDef(float, "train.weight_decay"),
-    "batch_size": ParamDef(int, "train.batch_size"),
-    "use_augmentation": ParamDef(bool, None, help="gates augment_ratio; false means augment_ratio = 0"),
-    "augment_ratio": ParamDef(float, "train.augment_ratio", lambda v: bool(v.get("use_augmentation", True)),
-                              parent="use_augmentation"),
-    "scheduler": ParamDef(str, "train.scheduler"),
-    "warmup_frac": ParamDef(float, "train.warmup_frac", lambda v: v.get("scheduler") in WARMUP_SCHEDULERS,
-                            parent="scheduler"),
-    "step_gamma": ParamDef(float, "train.step_gamma", lambda v: v.get("scheduler") == "step", parent="scheduler"),
-    "grad_clip": ParamDef(float, "train.grad_clip"),
-    "molecule_features": ParamDef(str, "model.molecule_features",
-                                  help="'+'-joined featurizer names (morgan, rdkit2d, pretrained) or 'none'"),
-    "feature_combine": ParamDef(str, "model.feature_combine", lambda v: bool(feature_names(v.get("molecule_features"))),
-                                parent="molecule_features"),
-    "encoder": ParamDef(str, "model.encoder"),
+    "family": ParamDef(str, "family", help="model family: transformer or gbm"),
+    "epochs": _transformer(int, "train.epochs"),
+    "architecture": _transformer(str, "model.architecture"),
+    "d_model": _transformer(int, "model.d_model"),
+    "n_layers": _transformer(int, "model.n_layers"),
+    "reaction_layers": _transformer(int, "model.reaction_layers", lambda v: v.get("architecture") != "flat",
+                                    parent="architecture"),
+    "n_heads": _transformer(int, None, help="lowered to the largest divisor of d_model"),
+    "ffn_mult": _transformer(float, None, help="ffn_dim = round(ffn_mult * d_model)"),
+    "dropout": _transformer(float, "model.dropout"),
+    "pooling": _transformer(str, "model.pooling"),
+    "lr": _transformer(float, "train.lr"),
+    "weight_decay": _transformer(float, "train.weight_decay"),
+    "batch_size": _transformer(int, "train.batch_size"),
+    "use_augmentation": _transformer(bool, None, help="gates augment_ratio; false means augment_ratio = 0"),
+    "augment_ratio": _transformer(float, "train.augment_ratio", lambda v: bool(v.get("use_augmentation", True)),
+                                  parent="use_augmentation"),
+    "scheduler": _transformer(str, "train.scheduler"),
+    "warmup_frac": _transformer(float, "train.warmup_frac", lambda v: v.get("scheduler") in WARMUP_SCHEDULERS,
+                                parent="scheduler"),
+    "step_gamma": _transformer(float, "train.step_gamma", lambda v: v.get("scheduler") == "step",
+                               parent="scheduler"),
+    "grad_clip": _transformer(float, "train.grad_clip"),
+    "molecule_features": _transformer(str, "model.molecule_features",
+                                      help="'+'-joined featurizer names (morgan, rdkit2d, pretrained) or 'none'"),
+    "feature_combine": _transformer(str, "model.feature_combine",
+                                    lambda v: bool(feature_names(v.get("molecule_features"))),
+                                    parent="molecule_features"),
+    "encoder": _transformer(str, "model.encoder"),
+    "gbm_rounds": _gbm(int, "gbm.n_rounds", help="boosting rounds at most (early stopping on validation)"),
+    "gbm_lr": _gbm(float, "gbm.learning_rate"),
+    "gbm_leaves": _gbm(int, "gbm.num_leaves"),
+    "gbm_min_child_samples": _gbm(int, "gbm.min_child_samples"),
+    "gbm_feature_fraction": _gbm(float, "gbm.feature_fraction"),
+    "gbm_bagging_fraction": _gbm(float, "gbm.bagging_fraction"),
+    "gbm_l1": _gbm(float, "gbm.lambda_l1"),
+    "gbm_l2": _gbm(float, "gbm.lambda_l2"),
+    "gbm_fp_radius": _gbm(int, "gbm.fp_radius"),
+    "gbm_fp_bits": _gbm(int, "gbm.fp_bits"),
+    "gbm_blocks": _gbm(str, "gbm.blocks", help="'+'-joined feature blocks: morgan, rdkit2d, drfp"),
 }
 
 
@@ -95,6 +130,7 @@ def _default_features() -> str:
 
 # Realistic GPU-scale defaults; study files override any entry or bound.
 DEFAULT_SPACE: dict[str, Any] = {
+    "family": "transformer",
     "epochs": {"low": 10, "high": 50, "step": 10},
     "architecture": "hierarchical",
     "d_model": [64, 128, 256],
@@ -116,6 +152,17 @@ DEFAULT_SPACE: dict[str, Any] = {
     "molecule_features": _default_features(),
     "feature_combine": RunConfig().model.feature_combine,
     "encoder": RunConfig().model.encoder,
+    "gbm_rounds": {"low": 200, "high": 2000, "step": 100},
+    "gbm_lr": {"low": 0.01, "high": 0.2, "log": True},
+    "gbm_leaves": {"low": 8, "high": 256, "log": True},
+    "gbm_min_child_samples": {"low": 3, "high": 100, "log": True},
+    "gbm_feature_fraction": {"low": 0.1, "high": 1.0},
+    "gbm_bagging_fraction": {"low": 0.5, "high": 1.0},
+    "gbm_l1": {"low": 1e-8, "high": 10.0, "log": True},
+    "gbm_l2": {"low": 1e-8, "high": 10.0, "log": True},
+    "gbm_fp_radius": [2, 3],
+    "gbm_fp_bits": [512, 1024, 2048],
+    "gbm_blocks": ["morgan+rdkit2d+drfp", "morgan+drfp", "rdkit2d+drfp", "morgan+rdkit2d", "drfp"],
 }
 
 _RANGE_KEYS = {"low", "high", "log", "step"}
@@ -235,6 +282,11 @@ class SearchSpace:
         for name in spec.search_space:
             if name not in PARAMS:  # report unknown names even though the loop above skips them
                 parse_entry(name, spec.search_space[name], where=where)
+        family = entries.get("family")
+        unknown = [v for v in _possible_values(family) if v not in get_args(Family)] if family else []
+        if unknown:
+            raise ConfigError(f"{where}: search_space.family: unknown model family {unknown[0]!r}; known: "
+                              f"{', '.join(get_args(Family))}")
         fixed = _fixed_settings(spec)
         for name, entry in entries.items():  # a [fixed.*] setting beats a fixed default the file did not write
             if isinstance(entry, Fixed) and name not in spec.search_space and PARAMS[name].target in fixed:
@@ -261,6 +313,12 @@ class SearchSpace:
                                       f"searched: {', '.join(self.searched)}")
 
     @property
+    def families(self) -> list[str]:
+        """The model families this study's trials can train."""
+        entry = self.entries.get("family")
+        return [str(v) for v in _possible_values(entry)] if entry is not None else ["transformer"]
+
+    @property
     def searched(self) -> list[str]:
         return [n for n, e in self.entries.items() if not isinstance(e, Fixed)]
 
@@ -285,7 +343,7 @@ class SearchSpace:
         """Suggest every active parameter (conditionals only where they act); returns name -> value."""
         values: dict[str, Any] = {}
         for name, pdef in PARAMS.items():
-            if name in self.entries and pdef.active(values):
+            if name in self.entries and pdef.is_active(values):
                 values[name] = self._value(trial, name)
         return values
 
@@ -294,9 +352,12 @@ class SearchSpace:
         data = self.base.model_dump()
         for name, value in values.items():
             target = PARAMS[name].target
-            if target is not None and PARAMS[name].active(values):
-                section, key = target.split(".")
-                data[section][key] = value
+            if target is not None and PARAMS[name].is_active(values):
+                section, _, key = target.partition(".")
+                if key:
+                    data[section][key] = value
+                else:
+                    data[section] = value
         d_model = data["model"]["d_model"]
         if "n_heads" in values:
             data["model"]["n_heads"] = largest_divisor_at_most(d_model, int(values["n_heads"]))
@@ -322,19 +383,28 @@ class SearchSpace:
 
 def _fixed_settings(spec: "StudySpec") -> dict[str, Any]:
     """``{"section.key": value}`` for what the study file sets under ``[fixed.model]`` / ``[fixed.train]``."""
-    return {f"{section}.{key}": value for section, table in spec.fixed.model_dump(exclude_unset=True).items()
-            if isinstance(table, dict) for key, value in table.items()}
+    settings = spec.fixed.model_dump(exclude_unset=True)
+    out = {f"{section}.{key}": value for section, table in settings.items()
+           if isinstance(table, dict) for key, value in table.items()}
+    out.update({key: value for key, value in settings.items() if not isinstance(value, dict)})  # fixed.family
+    return out
+
+
+def _possible_values(entry: Entry) -> list[Any]:
+    return [entry.value] if isinstance(entry, Fixed) else list(entry.choices) if isinstance(
+        entry, Categorical) else [None]
 
 
 def _can_be_active(name: str, entries: dict[str, Entry]) -> bool:
-    """False for a conditional parameter whose condition no value of its parent meets (never sampled)."""
-    parent = PARAMS[name].parent
+    """False for a parameter no trial samples: one of a family the study never trains, or a conditional one
+    whose condition no value of its parent meets."""
+    pdef = PARAMS[name]
+    if pdef.family is not None and "family" in entries and pdef.family not in _possible_values(entries["family"]):
+        return False
+    parent = pdef.parent
     if parent is None or parent not in entries:
         return True
-    entry = entries[parent]
-    values = [entry.value] if isinstance(entry, Fixed) else list(entry.choices) if isinstance(
-        entry, Categorical) else [None]
-    return any(PARAMS[name].active({parent: v}) for v in values)
+    return any(pdef.active({parent: v}) for v in _possible_values(entries[parent]))
 
 
 def largest_divisor_at_most(n: int, k: int) -> int:

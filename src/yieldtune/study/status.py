@@ -15,8 +15,13 @@ def study_status(spec: StudySpec, storage_url: str, *, n_trials: int | None = No
     from yieldtune.study.service import BUDGET_ATTR, best_trial_or_none, load_study, state_counts
     from yieldtune.study.storage import heartbeat_ages, redact_url
 
+    from yieldtune.study.pruners import trial_family
+
     study = load_study(spec, storage if storage is not None else storage_url, heartbeat=False)
     counts = state_counts(study)
+    families: dict[str, dict[str, int]] = {name: {s.name: 0 for s in TrialState} for name in spec.search().families}
+    for t in study.get_trials(deepcopy=False):
+        families.setdefault(trial_family(t), {s.name: 0 for s in TrialState})[t.state.name] += 1
     budget = n_trials or study.user_attrs.get(BUDGET_ATTR) or spec.budget.n_trials
     best = best_trial_or_none(study)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -37,12 +42,14 @@ def study_status(spec: StudySpec, storage_url: str, *, n_trials: int | None = No
         "budget": int(budget),
         "finished": counts["COMPLETE"] + counts["PRUNED"],
         "counts": counts,
+        "families": families,
         "trials_per_minute": rate,
         "best": None if best is None else {
             "number": best.number, "value": best.value, "params": best.params,
             "worker": best.user_attrs.get("worker")},
         "running": [{
             "number": t.number,
+            "family": trial_family(t),
             "worker": t.user_attrs.get("worker"),
             "hostname": t.user_attrs.get("hostname"),
             "pid": t.user_attrs.get("pid"),
@@ -67,6 +74,9 @@ def render_status(status: dict[str, Any]):
         f"finished {status['finished']}/{status['budget']}  ",
         f"complete {c['COMPLETE']}  pruned {c['PRUNED']}  running {c['RUNNING']}  waiting {c['WAITING']}  "
         f"failed {c['FAIL']}")
+    if len(status.get("families") or {}) > 1:
+        head.append("\n" + "  ".join(
+            f"{name}: {fc['COMPLETE']} complete, {fc['PRUNED']} pruned" for name, fc in status["families"].items()))
     if status.get("trials_per_minute"):
         head.append(f"  ({status['trials_per_minute']:.2f} trials/min)")
     best = status["best"]

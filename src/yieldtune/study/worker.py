@@ -224,7 +224,7 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
             elif ft.state == TrialState.PRUNED:
                 result.pruned += 1
                 consecutive_failures = 0
-                log(f"worker {worker_id}: trial {ft.number} PRUNED at epoch {ft.last_step}")
+                log(f"worker {worker_id}: trial {ft.number} ({ft.user_attrs.get('family', 'transformer')}) PRUNED at step {ft.last_step}")
             else:
                 result.failed += 1
                 consecutive_failures += 1

@@ -1,0 +1,256 @@
+"""The gradient-boosted family: LightGBM on reaction fingerprints and descriptors.
+
+A reaction ``reactants>agents>products`` becomes one float32 row from up to three feature blocks
+(``gbm.blocks``):
+
+* ``morgan``: Morgan count fingerprints (:mod:`yieldtune.chem.featurizers`) summed over the molecules of
+  each role, reactants | agents | products side by side (3 × ``fp_bits`` columns);
+* ``rdkit2d``: RDKit 2D descriptors summed per role likewise (trees need no scaling; NaN stays NaN, which
+  LightGBM treats as missing);
+* ``drfp``: the reaction difference fingerprint of the ``drfp`` package (``DrfpEncoder``), one per
+  reaction, ``fp_bits`` long with ``fp_radius``.
+
+Per-molecule vectors and per-reaction DRFPs go through the on-disk :class:`~yieldtune.chem.feature_cache.
+FeatureCache`, so trials and workers compute each molecule and each reaction once.
+
+On disk a GBM predictor is ``lightgbm_model.txt`` (LightGBM's own text model format: parsed, never
+unpickled) and ``gbm.json`` (format, the RunConfig, the feature settings and the number of columns, which
+loading checks against the model).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from yieldtune.config import RunConfig
+from yieldtune.errors import ModelFileError
+
+FORMAT = "yieldtune-gbm-predictor"
+FORMAT_VERSION = 1
+MODEL_FILE = "lightgbm_model.txt"
+SETTINGS_FILE = "gbm.json"
+ROLES = ("reactants", "agents", "products")
+
+
+def reaction_roles(rxn: str) -> tuple[list[str], list[str], list[str]]:
+    """The molecules of each role of ``reactants>agents>products`` (an empty role is an empty list)."""
+    parts = rxn.split(">")
+    if len(parts) != 3:
+        parts = [parts[0], "", parts[-1]] if len(parts) == 2 else [rxn, "", ""]
+    return tuple([m for m in part.split(".") if m] for part in parts)  # type: ignore[return-value]
+
+
+def _role_sums(reactions: Sequence[str], featurizer, cache) -> np.ndarray:
+    """``[n, 3 * dim]``: each role's molecule vectors summed (NaN-aware: NaN only if every one is NaN)."""
+    from yieldtune.chem.feature_cache import molecule_features
+
+    roles = [reaction_roles(r) for r in reactions]
+    mols = [m for rr in roles for part in rr for m in part]
+    vectors = molecule_features(mols, featurizer, cache=cache) if mols else np.zeros((0, featurizer.dim), np.float32)
+    dim = featurizer.dim
+    out = np.zeros((len(reactions), 3 * dim), dtype=np.float64)
+    seen = np.zeros((len(reactions), 3 * dim), dtype=bool)
+    row_of, col_of = [], []
+    for i, rr in enumerate(roles):
+        for r, part in enumerate(rr):
+            row_of += [i] * len(part)
+            col_of += [r] * len(part)
+    rows, roles_idx = np.asarray(row_of, dtype=np.int64), np.asarray(col_of, dtype=np.int64)
+    for r in range(3):
+        sel = roles_idx == r
+        block = vectors[sel].astype(np.float64)
+        finite = np.isfinite(block)
+        np.add.at(out[:, r * dim:(r + 1) * dim], rows[sel], np.where(finite, block, 0.0))
+        np.logical_or.at(seen[:, r * dim:(r + 1) * dim], rows[sel], finite)
+    has_role = np.zeros((len(reactions), 3 * dim), dtype=bool)
+    for r in range(3):
+        has = np.array([len(rr[r]) > 0 for rr in roles], dtype=bool)
+        has_role[:, r * dim:(r + 1) * dim] = has[:, None]
+    out[has_role & ~seen] = np.nan  # a descriptor no molecule of the role could compute: missing, not 0
+    return out.astype(np.float32)
+
+
+def _drfp_version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("drfp")
+
+
+def drfp_features(reactions: Sequence[str], radius: int, bits: int, cache) -> np.ndarray:
+    """``[n, bits]`` DRFP of each reaction (canonical SMILES in, so equal reactions share a cache row)."""
+
+    def compute(keys: list[str]) -> np.ndarray:
+        from drfp import DrfpEncoder
+
+        if not keys:
+            return np.zeros((0, bits), dtype=np.float32)
+        return np.asarray(DrfpEncoder.encode(keys, n_folded_length=bits, radius=radius), dtype=np.float32)
+
+    if cache is None:
+        distinct = list(dict.fromkeys(reactions))
+        table = compute(distinct)
+        row = {k: i for i, k in enumerate(distinct)}
+        return table[[row[k] for k in reactions]] if reactions else table
+    namespace = f"drfp|radius={radius}|bits={bits}|drfp={_drfp_version()}"
+    return cache.get_or_compute(namespace, list(reactions), compute)
+
+
+@dataclass
+class ReactionFeatures:
+    """The feature blocks of a GBM configuration and how to compute them (no state beyond the settings)."""
+
+    blocks: tuple[str, ...]
+    radius: int
+    bits: int
+    cache_dir: str | None = None
+    _cache: Any = field(default=None, repr=False)
+
+    @classmethod
+    def for_config(cls, config: RunConfig, cache_dir: str | os.PathLike | None = None) -> "ReactionFeatures":
+        g = config.gbm
+        return cls(g.block_list, g.fp_radius, g.fp_bits, None if cache_dir is None else str(cache_dir))
+
+    def settings(self) -> dict[str, Any]:
+        """What ``gbm.json`` records: blocks, their featurizers and the column count."""
+        out: dict[str, Any] = {"blocks": list(self.blocks), "roles": list(ROLES), "n_features": self.n_features}
+        for name, f in self._featurizers().items():
+            out[name] = f.settings() | {"cache_key": f.cache_key}
+        if "drfp" in self.blocks:
+            out["drfp"] = {"radius": self.radius, "n_folded_length": self.bits, "drfp": _drfp_version()}
+        return out
+
+    def _featurizers(self) -> dict[str, Any]:
+        from yieldtune.chem.featurizers import make_featurizer
+
+        out = {}
+        if "morgan" in self.blocks:
+            out["morgan"] = make_featurizer("morgan", radius=self.radius, n_bits=self.bits)
+        if "rdkit2d" in self.blocks:
+            out["rdkit2d"] = make_featurizer("rdkit2d")
+        return out
+
+    @property
+    def cache(self):
+        if self._cache is None and self.cache_dir is not None:
+            from yieldtune.chem.feature_cache import FeatureCache
+
+            self._cache = FeatureCache(Path(self.cache_dir) / "features")
+        return self._cache
+
+    @property
+    def n_features(self) -> int:
+        n = sum(3 * f.dim for f in self._featurizers().values())
+        return n + (self.bits if "drfp" in self.blocks else 0)
+
+    def transform(self, reactions: Sequence[str]) -> np.ndarray:
+        """``[len(reactions), n_features]`` float32, blocks in the order morgan, rdkit2d, drfp."""
+        from yieldtune.chem.augment import canonical_molecule
+
+        reactions = [">".join(".".join(canonical_molecule(m) for m in part)
+                              for part in reaction_roles(r)) for r in reactions]
+        parts = [_role_sums(reactions, f, self.cache) for f in self._featurizers().values()]
+        if "drfp" in self.blocks:
+            parts.append(drfp_features(reactions, self.radius, self.bits, self.cache))
+        return np.concatenate(parts, axis=1) if parts else np.zeros((len(reactions), 0), np.float32)
+
+
+def lightgbm_params(config: RunConfig, threads: int | None = None) -> dict[str, Any]:
+    """LightGBM's parameter dict for ``config.gbm``; threads: the config's, else the worker's CPU share."""
+    g = config.gbm
+    if g.num_threads:
+        threads = g.num_threads
+    elif threads is None:
+        import torch  # the worker sets torch's threads to its share of the cores (tune run -j N)
+
+        threads = torch.get_num_threads()
+    return {
+        "objective": "regression", "metric": "None", "learning_rate": g.learning_rate,
+        "num_leaves": g.num_leaves, "min_child_samples": g.min_child_samples,
+        "feature_fraction": g.feature_fraction, "bagging_fraction": g.bagging_fraction,
+        "bagging_freq": 1 if g.bagging_fraction < 1.0 else 0, "lambda_l1": g.lambda_l1, "lambda_l2": g.lambda_l2,
+        "seed": g.seed, "deterministic": True, "force_col_wise": True, "num_threads": int(threads),
+        "verbosity": -1,
+    }
+
+
+class GBMPredictor:
+    """Predicts yields in [0, 1] with a LightGBM booster on :class:`ReactionFeatures`."""
+
+    family = "gbm"
+
+    def __init__(self, booster, config: RunConfig, features: ReactionFeatures) -> None:
+        self.booster, self.config, self.features = booster, config, features
+
+    def predict(self, reactions, *, tta: int = 0, seed: int = 0,
+                batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)``; std is 0 (canonical features: randomized SMILES would give the same row)."""
+        rxns = list(getattr(reactions, "reactions", reactions))
+        if not rxns:
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        x = self.features.transform(rxns)
+        mean = np.clip(self.booster.predict(x), 0.0, 1.0).astype(np.float32)
+        return mean, np.zeros_like(mean)
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "family": self.family,
+                "run_config": self.config.model_dump(mode="json"), "features": self.features.settings(),
+                "num_trees": int(self.booster.num_trees())}
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``lightgbm_model.txt`` (LightGBM text format) and ``gbm.json`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f".{MODEL_FILE}.tmp"
+        self.booster.save_model(str(tmp))
+        os.replace(tmp, directory / MODEL_FILE)
+        tmp = directory / f".{SETTINGS_FILE}.tmp"
+        tmp.write_text(json.dumps(self.config_dict(), indent=2))
+        os.replace(tmp, directory / SETTINGS_FILE)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str = "cpu") -> "GBMPredictor":
+        """Load what :meth:`save` wrote; a malformed or mismatching file is a :class:`ModelFileError`."""
+        import lightgbm
+
+        directory = Path(directory)
+        for name in (MODEL_FILE, SETTINGS_FILE):
+            if not (directory / name).is_file():
+                raise ModelFileError(f"{directory / name}: missing (a GBM model directory holds {MODEL_FILE}, "
+                                     f"{SETTINGS_FILE})")
+        meta_path = directory / SETTINGS_FILE
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ModelFileError(f"{meta_path}: not valid JSON ({err})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ModelFileError(f"{meta_path}: not a yieldtune GBM predictor config")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ModelFileError(f"{meta_path}: unsupported format_version {meta.get('format_version')!r}")
+        try:
+            config = RunConfig.model_validate(meta.get("run_config"))
+        except Exception as err:  # noqa: BLE001 - pydantic errors, wrong types
+            raise ModelFileError(f"{meta_path}: invalid run_config ({str(err).splitlines()[0]})") from None
+        model_path = directory / MODEL_FILE
+        with model_path.open("rb") as fh:
+            if fh.read(5) != b"tree\n":
+                raise ModelFileError(f"{model_path}: not a LightGBM text model (pickled objects are never loaded)")
+        try:
+            booster = lightgbm.Booster(model_file=str(model_path))
+        except lightgbm.basic.LightGBMError as err:
+            raise ModelFileError(f"{model_path}: not a valid LightGBM model ({err})") from None
+        features = ReactionFeatures.for_config(config)
+        if booster.num_feature() != features.n_features:
+            raise ModelFileError(f"{model_path}: {booster.num_feature()} features, but {SETTINGS_FILE} describes "
+                                 f"{features.n_features}")
+        return cls(booster, config, features)
+
+
+__all__ = ["GBMPredictor", "ReactionFeatures", "lightgbm_params", "reaction_roles", "MODEL_FILE", "SETTINGS_FILE",
+           "FORMAT"]

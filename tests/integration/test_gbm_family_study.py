@@ -1,0 +1,137 @@
+"""A study searching both model families, end to end with real worker processes: Transformers and
+LightGBM models on the synthetic plate, a GBM trial pruned among GBM trials, refits of both families, one
+Caruana ensemble holding both, an export that a fresh process predicts with the same numbers, and a
+LightGBM member file edited after export refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import run_tune, study_toml, tiny_search_space
+
+# Four queued trials (warm start), run in order by one worker: a good GBM, a GBM with a learning rate so
+# small that the median pruner (comparing GBM trials with GBM trials only) stops it at its first report,
+# and two tiny Transformers. The queue makes the test deterministic whatever the sampler would draw.
+MIXED_SPACE = tiny_search_space(fixed="""family = ["transformer", "gbm"]
+gbm_rounds = 60
+gbm_lr = { low = 0.0001, high = 0.3, log = true }
+gbm_leaves = 4
+gbm_min_child_samples = 3
+gbm_feature_fraction = 0.8
+gbm_bagging_fraction = 1.0
+gbm_l1 = 0.0
+gbm_l2 = 0.0
+gbm_fp_radius = 2
+gbm_fp_bits = 128
+gbm_blocks = ["morgan+rdkit2d+drfp", "drfp"]
+
+[fixed.gbm]
+report_every = 10
+early_stopping_rounds = 20
+
+[warm_start]
+configs = [
+  { family = "gbm", gbm_lr = 0.2, gbm_blocks = "morgan+rdkit2d+drfp" },
+  { family = "gbm", gbm_lr = 0.0001, gbm_blocks = "drfp" },
+  { family = "transformer", lr = 0.003 },
+  { family = "transformer", lr = 0.001 },
+]
+""")
+
+
+@pytest.fixture(scope="module")
+def mixed_study(tmp_path_factory):
+    from yieldtune.data.synth import write_synthetic_plate
+
+    root = tmp_path_factory.mktemp("mixed")
+    write_synthetic_plate(root / "plate.csv", n=96)
+    path = root / "mixed.toml"
+    path.write_text(study_toml("mixed", search_space=MIXED_SPACE, n_trials=4,
+                               pruner='type = "median"\nn_startup_trials = 1\nn_warmup_steps = 0',
+                               ensemble="top_k = 1\nseeds = 1"))
+    run_tune("run", path, "-j", "1", "--device", "cpu", "--no-live", cwd=root)
+    return root, path
+
+
+def _study(path):
+    from yieldtune.study.service import load_study
+    from yieldtune.study.spec import load_study_spec
+
+    spec = load_study_spec(path)
+    return spec, load_study(spec, spec.storage_url(None), heartbeat=False)
+
+
+def test_both_families_run_and_a_gbm_trial_is_pruned_among_gbm_trials(mixed_study):
+    from optuna.trial import TrialState
+
+    _, path = mixed_study
+    _, study = _study(path)
+    trials = study.get_trials(deepcopy=False)
+    by_family = {t.number: t.params["family"] for t in trials}
+    assert sorted(by_family.values()) == ["gbm", "gbm", "transformer", "transformer"]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert [t.params["family"] for t in pruned] == ["gbm"]
+    assert pruned[0].params["gbm_lr"] == 0.0001 and pruned[0].last_step == 10  # its first report
+    for t in trials:  # each trial holds only its own family's parameters
+        names = set(t.params) - {"family"}
+        assert all(n.startswith("gbm_") for n in names) if t.params["family"] == "gbm" else \
+            not any(n.startswith("gbm_") for n in names)
+    good = next(t for t in trials if t.params["family"] == "gbm" and t.state == TrialState.COMPLETE)
+    assert good.user_attrs["family"] == "gbm" and good.user_attrs["best_iteration"] >= 1
+    assert [r["round"] for r in good.user_attrs["rounds"]][:2] == [10, 20]
+
+    proc = run_tune("status", path, "--json", cwd=path.parent)
+    status = json.loads(proc.stdout)
+    assert status["families"]["gbm"]["PRUNED"] == 1 and status["families"]["gbm"]["COMPLETE"] == 1
+    assert status["families"]["transformer"]["COMPLETE"] + status["families"]["transformer"]["PRUNED"] == 2
+
+
+def test_ensemble_of_both_families_exports_and_predicts_the_same_in_a_fresh_process(mixed_study, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    root, path = mixed_study
+    spec, _ = _study(path)
+    info = json.loads((spec.artifact_dir / "ensemble" / "ensemble.json").read_text())
+    families = {m["family"] for m in info["members"]}
+    assert families == {"gbm", "transformer"}  # top_k = 1 of each family
+    for m in info["members"]:
+        assert {"family", "weight", "r2"} <= set(m)
+    assert set(info["r2_best_by_family"]) == {"gbm", "transformer"}
+    assert info["r2_ensemble"] >= info["r2_best_member"] - 1e-12
+
+    out = tmp_path / "export"
+    run_tune("export-best", path, "--out", out, "--predict", root / "plate.csv", cwd=root)
+    gbm_member = next(m["name"] for m in json.loads((out / "ensemble.json").read_text())["members"]
+                      if m["family"] == "gbm")
+    model_txt = out / "members" / gbm_member / "lightgbm_model.txt"
+    assert model_txt.read_text().startswith("tree\n")  # LightGBM's own text format
+    manifest = json.loads((out / "manifest.json").read_text())["files"]
+    assert f"members/{gbm_member}/lightgbm_model.txt" in manifest and f"members/{gbm_member}/gbm.json" in manifest
+
+    preds = tmp_path / "preds.csv"
+    run_tune("predict", out, root / "plate.csv", "--out", preds, cwd=root)  # a fresh process
+    fresh = pd.read_csv(preds)
+    exported = pd.read_csv(out / "predictions.csv")
+    assert np.array_equal(fresh["yield_pred"].to_numpy(), exported["yield_pred"].to_numpy())
+    assert (fresh["yield_std"] > 0).any()  # the members disagree somewhere: spread across families
+
+    # a LightGBM member edited after export is refused, as a tampered safetensors file is
+    text = model_txt.read_text()
+    model_txt.write_text(text.replace("learning_rate", "learning_rate ", 1) if "learning_rate" in text
+                         else text + "\n")
+    proc = run_tune("predict", out, root / "plate.csv", "--out", tmp_path / "x.csv", cwd=root, check=False)
+    assert proc.returncode != 0 and "lightgbm_model.txt" in proc.stderr and "SHA-256" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "x.csv").exists()
+
+
+def test_bench_ensemble_reports_the_best_of_each_family_side_by_side(mixed_study):
+    root, path = mixed_study
+    rec = json.loads(run_tune("bench", "ensemble", path, "--json", cwd=root).stdout.strip().splitlines()[-1])
+    assert set(rec["best_trial_by_family"]) == {"gbm", "transformer"}
+    for family in ("gbm", "transformer"):
+        assert rec[f"r2_ensemble_minus_best_{family}"] == pytest.approx(rec["r2_ensemble"] - rec[f"r2_best_{family}"],
+                                                                       abs=1e-5)
+    assert {m["family"] for m in rec["members"]} <= {"gbm", "transformer"}
