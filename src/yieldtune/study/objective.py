@@ -23,6 +23,7 @@ import numpy as np
 
 from yieldtune.study.artifacts import upload_predictor, upload_val_predictions
 from yieldtune.study.datasets import PreparedData
+from yieldtune.study.service import STEPPED_BACK
 from yieldtune.study.spec import StudySpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,7 +106,7 @@ class StudyObjective:
             return self._run(trial)
         except BudgetReached as err:
             self.stepped_back = True
-            trial.set_user_attr("fail_reason", f"stepped back: {err}")
+            trial.set_user_attr("fail_reason", f"{STEPPED_BACK}{err}")
             raise
         except optuna.TrialPruned:
             raise

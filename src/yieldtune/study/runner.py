@@ -51,12 +51,10 @@ class RunSummary:
     worker_exit_codes: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
     ensemble_ran: bool = False
+    stepped_back: int = 0
+    trials_per_minute: float | None = None  # the study's search rate, as `tune status` shows it
 
     finished_here: int = 0  # finished by this run's workers (the study may have had trials before)
-
-    @property
-    def trials_per_minute(self) -> float:
-        return self.finished_here / (self.seconds / 60.0) if self.seconds > 0 else 0.0
 
     @property
     def ok(self) -> bool:
@@ -69,9 +67,11 @@ class RunSummary:
 
     def line(self) -> str:
         best = "-" if self.best_value is None else f"{self.best_value:.4f} (trial {self.best_number})"
+        rate = "" if self.trials_per_minute is None else f"; {self.trials_per_minute:.2f} trials/min"
+        stepped = f", {self.stepped_back} stepped back" if self.stepped_back else ""
         return (f"study {self.study}: {self.finished}/{self.budget} finished ({self.complete} complete, "
-                f"{self.pruned} pruned, {self.failed} failed) in {self.seconds:.1f}s with "
-                f"{len(self.worker_exit_codes)} worker(s): {self.trials_per_minute:.2f} trials/min; best {best}")
+                f"{self.pruned} pruned, {self.failed} failed{stepped}) in {self.seconds:.1f}s with "
+                f"{len(self.worker_exit_codes)} worker(s){rate}; best {best}")
 
 
 def plan_workers(jobs: int, gpus: list[int] | None, device: str | None) -> list[tuple[str, int | None]]:
@@ -167,7 +167,7 @@ def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[in
     ``on_budget_met`` (if given, and ``[ensemble] auto``) runs once the budget is met, after the workers
     (which were started as ``tune worker`` and did the refits already) have exited.
     """
-    from yieldtune.study.service import create_or_load_study, best_trial_or_none, state_counts
+    from yieldtune.study.service import best_trial_or_none, create_or_load_study, state_counts, trials_per_minute
     from yieldtune.study.status import render_status, study_status
     from yieldtune.study.storage import open_spec_storage
 
@@ -244,6 +244,7 @@ def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[in
     summary = RunSummary(
         study=spec.name, budget=budget, finished=counts["COMPLETE"] + counts["PRUNED"],
         complete=counts["COMPLETE"], pruned=counts["PRUNED"], failed=counts["FAIL"], seconds=seconds,
+        stepped_back=counts["STEPPED_BACK"], trials_per_minute=trials_per_minute(study),
         best_value=None if best is None else best.value, best_number=None if best is None else best.number,
         worker_exit_codes={w.worker_id: w.process.returncode for w in workers},
         interrupted=interrupted["signal"] is not None,

@@ -135,12 +135,35 @@ def enqueue_warm_start(spec: StudySpec, study: "optuna.Study", storage_url: str 
     return len(configs)
 
 
+STEPPED_BACK = "stepped back: "  # fail_reason prefix of a trial that gave its slot back (see StudyObjective)
+
+
+def is_stepped_back(trial) -> bool:
+    """A FAIL trial that never trained: it started as the budget filled and stepped back (Optuna has no state
+    for a trial that did not run, so it is FAIL in Optuna and the dashboard, with this fail_reason)."""
+    return str(trial.user_attrs.get("fail_reason", "")).startswith(STEPPED_BACK)
+
+
 def state_counts(study: "optuna.Study") -> dict[str, int]:
-    """Number of trials by state name (all states present, zero where none)."""
+    """Number of trials by state name (all states present, zero where none); stepped-back trials are counted
+    as STEPPED_BACK, not FAIL: they are bookkeeping, not failures."""
     from optuna.trial import TrialState
 
-    counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
-    return {s.name: counts.get(s.name, 0) for s in TrialState}
+    counts = Counter("STEPPED_BACK" if t.state == TrialState.FAIL and is_stepped_back(t) else t.state.name
+                     for t in study.get_trials(deepcopy=False))
+    return {**{s.name: counts.get(s.name, 0) for s in TrialState}, "STEPPED_BACK": counts.get("STEPPED_BACK", 0)}
+
+
+def trials_per_minute(study: "optuna.Study") -> float | None:
+    """Finished (complete + pruned) trials per minute between the first one's start and the last one's end.
+
+    The one rate that ``tune status``, the live view of ``tune run`` and its summary line all show."""
+    finished = [t for t in study.get_trials(deepcopy=False, states=finished_states())
+                if t.datetime_start and t.datetime_complete]
+    if not finished:
+        return None
+    span = (max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)).total_seconds()
+    return round(len(finished) / (span / 60.0), 3) if span > 0 else None
 
 
 def n_finished(study: "optuna.Study") -> int:
@@ -157,5 +180,5 @@ def best_trial_or_none(study: "optuna.Study"):
             return None
 
 
-__all__ = ["load_study", "create_or_load_study", "enqueue_warm_start", "warm_start_configs", "state_counts",
+__all__ = ["load_study", "create_or_load_study", "enqueue_warm_start", "warm_start_configs", "state_counts", "trials_per_minute", "is_stepped_back",
            "n_finished", "best_trial_or_none", "SPEC_ATTR", "BUDGET_ATTR"]

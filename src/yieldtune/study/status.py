@@ -12,7 +12,7 @@ def study_status(spec: StudySpec, storage_url: str, *, n_trials: int | None = No
     """A JSON-ready summary of the study (counts, best trial, running trials with heartbeat age)."""
     from optuna.trial import TrialState
 
-    from yieldtune.study.service import BUDGET_ATTR, best_trial_or_none, load_study, state_counts
+    from yieldtune.study.service import BUDGET_ATTR, best_trial_or_none, load_study, state_counts, trials_per_minute
     from yieldtune.study.storage import heartbeat_ages, redact_url
 
     from yieldtune.study.pruners import trial_family
@@ -27,13 +27,7 @@ def study_status(spec: StudySpec, storage_url: str, *, n_trials: int | None = No
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     ages = heartbeat_ages(study._storage, [t._trial_id for t in running])
     now = datetime.datetime.now()
-    finished_trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-                       if t.datetime_start and t.datetime_complete]
-    rate = None
-    if finished_trials:
-        span = (max(t.datetime_complete for t in finished_trials)
-                - min(t.datetime_start for t in finished_trials)).total_seconds()
-        rate = round(len(finished_trials) / (span / 60.0), 3) if span > 0 else None
+    rate = trials_per_minute(study)
     return {
         "study": spec.name,
         "storage": redact_url(storage_url),
@@ -73,12 +67,12 @@ def render_status(status: dict[str, Any]):
         (f"{status['study']}", "bold"), f"  {status['storage']}\n",
         f"finished {status['finished']}/{status['budget']}  ",
         f"complete {c['COMPLETE']}  pruned {c['PRUNED']}  running {c['RUNNING']}  waiting {c['WAITING']}  "
-        f"failed {c['FAIL']}")
+        f"failed {c['FAIL']}" + (f"  stepped back {c['STEPPED_BACK']}" if c.get("STEPPED_BACK") else ""))
+    if status.get("trials_per_minute"):
+        head.append(f"  ({status['trials_per_minute']:.2f} trials/min)")
     if len(status.get("families") or {}) > 1:
         head.append("\n" + "  ".join(
             f"{name}: {fc['COMPLETE']} complete, {fc['PRUNED']} pruned" for name, fc in status["families"].items()))
-    if status.get("trials_per_minute"):
-        head.append(f"  ({status['trials_per_minute']:.2f} trials/min)")
     best = status["best"]
     if best:
         head.append(f"\nbest {status['metric']} {best['value']:.4f} (trial {best['number']}): {best['params']}")
