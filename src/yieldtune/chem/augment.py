@@ -12,13 +12,13 @@ import gzip
 import hashlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from yieldtune.files import atomic_path
 
 CACHE_FORMAT = "yieldtune-augment-cache"
 
@@ -189,11 +189,6 @@ class AugmentationCache:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json.gz")
-        try:
-            with os.fdopen(fd, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8", compresslevel=5) as fh:
-                json.dump({"format": CACHE_FORMAT, "variants": variants}, fh, separators=(",", ":"))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path, suffix=".json.gz") as tmp, \
+                gzip.open(tmp, "wt", encoding="utf-8", compresslevel=5) as fh:
+            json.dump({"format": CACHE_FORMAT, "variants": variants}, fh, separators=(",", ":"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from yieldtune.errors import ModelFileError
+from yieldtune.files import write_atomic
 
 SMILES_REGEX = re.compile(
     r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|/|:|~|@|\?|>|\*|\$|%\d{2}|\d|.)",
@@ -94,10 +94,7 @@ class SmilesTokenizer:
 
     def save(self, path: str | Path) -> None:
         """Write the vocabulary as JSON (atomically)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=0))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.to_dict(), indent=0))
 
     @classmethod
     def load(cls, path: str | Path) -> "SmilesTokenizer":

@@ -96,7 +96,7 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
     from yieldtune.data import split_first_n, split_holdout
     from yieldtune.errors import ConfigError
     from yieldtune.train.baseline import run_baseline
-    from yieldtune.train.metrics import regression_metrics
+    from yieldtune.metrics import regression_metrics
     from yieldtune.train.trainer import Trainer
 
     if (train_rows is None) == (test_file is None):

@@ -19,7 +19,7 @@ def ensemble(study: str, storage: str | None, device: str, rebuild: bool, as_jso
     """Refit STUDY's top-k trials on train+validation (queued in the storage; other workers help) and
     write <artifact dir>/ensemble/ with Caruana weights. STUDY is a study file."""
     from yieldtune.ensemble.auto import ensure_ensemble
-    from yieldtune.ensemble.format import read_json
+    from yieldtune.ensemble.format import read_ensemble_json
     from yieldtune.ensemble.refit import enqueue_refits, run_refit_worker
     from yieldtune.study.spec import load_study_spec
 
@@ -28,7 +28,7 @@ def ensemble(study: str, storage: str | None, device: str, rebuild: bool, as_jso
     enqueue_refits(spec, url)
     run_refit_worker(spec, url, device)
     out = ensure_ensemble(spec, url, rebuild=rebuild)
-    info = read_json(out / "ensemble.json")
+    info = read_ensemble_json(out)
     if as_json:
         click.echo(json.dumps({"dir": str(out), **{k: info.get(k) for k in
                                                    ("r2_ensemble", "r2_mean", "r2_best_member", "members")}}))

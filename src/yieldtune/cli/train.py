@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from yieldtune.cli._common import device_option, json_option
+from yieldtune.files import atomic_path, write_atomic
 
 
 def data_options(f):
@@ -48,12 +48,6 @@ def _config_options(f):
                         help="TOML file with [model] and [train] tables.")(f)
 
 
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
-
-
 @click.command("train")
 @data_options
 @click.option("--test", "test_file", default=None, help="Held-out test file (same layout) to report test metrics on.")
@@ -74,7 +68,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, trai
     from yieldtune.data import split_first_n, split_holdout
     from yieldtune.data.load import require_varying_target
     from yieldtune.errors import ConfigError
-    from yieldtune.train.metrics import regression_metrics
+    from yieldtune.metrics import regression_metrics
     from yieldtune.train.trainer import Trainer
 
     config = load_run_config(config_path, list(overrides))
@@ -109,7 +103,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, trai
     out = Path(out_dir)
     result.predictor.save(out / "model")
     summary["model_dir"] = str(out / "model")
-    _write_json_atomic(out / "metrics.json", summary)
+    write_atomic(out / "metrics.json", json.dumps(summary, indent=2))
 
     if as_json:
         click.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}))
@@ -168,9 +162,8 @@ def lr_find_cmd(data, layout, target, percent, data_dir, config_path, overrides,
     result = lr_range_test(config, table, device=device, start_lr=start_lr, end_lr=end_lr, steps=steps)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    lr_find_figure(result).write_html(str(tmp), include_plotlyjs=True, full_html=True)
-    os.replace(tmp, out)
+    with atomic_path(out, suffix=".html") as tmp:
+        lr_find_figure(result).write_html(str(tmp), include_plotlyjs=True, full_html=True)
     if as_json:
         click.echo(json.dumps({"suggested_lr": result.suggested_lr, "min_loss_lr": result.min_loss_lr,
                                "diverged": result.diverged, "steps_run": len(result.lrs), "note": result.note,

@@ -13,14 +13,13 @@ import hashlib
 import os
 import shutil
 import socket
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from yieldtune.data.registry import AICHEM_SOURCE, RXN_YIELDS_RAW, Dataset, DatasetFile, UpstreamFile, get_dataset
-from yieldtune.data.validate import write_atomic
 from yieldtune.errors import DataError
+from yieldtune.files import atomic_path, sha256_file, write_atomic
 
 _CHUNK = 1 << 20
 
@@ -36,14 +35,6 @@ def _data_dir(data_dir: str | Path | None) -> Path | None:
     return Path(chosen).expanduser() if chosen else None
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify_file(path: Path, expected: str | None) -> Path:
     """``path`` when its SHA-256 is ``expected`` (or nothing is expected), else a DataError."""
     if expected is not None:
@@ -56,14 +47,8 @@ def verify_file(path: Path, expected: str | None) -> Path:
 
 def _copy_atomic(src: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dest, suffix=".part") as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def download_file(url: str, dest: str | Path, sha256: str | None, *, timeout: float = 60.0) -> Path:
@@ -73,11 +58,10 @@ def download_file(url: str, dest: str | Path, sha256: str | None, *, timeout: fl
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     h = hashlib.sha256()
-    try:
+    with atomic_path(dest, suffix=".part") as tmp:
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
                 for chunk in iter(lambda: resp.read(_CHUNK), b""):
                     h.update(chunk)
                     out.write(chunk)
@@ -90,9 +74,6 @@ def download_file(url: str, dest: str | Path, sha256: str | None, *, timeout: fl
         if sha256 is not None and h.hexdigest() != sha256:
             raise DataError(f"checksum mismatch for {url}: SHA-256 is {h.hexdigest()}, expected {sha256}; "
                             "the download was discarded", path=str(dest))
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return dest
 
 

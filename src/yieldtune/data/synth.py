@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from yieldtune.data.validate import write_atomic
+from yieldtune.files import write_atomic
 
 # name, SMILES, halogen, effect of the ring substituent (electron-poor rings add oxidatively faster)
 ARYL_HALIDES = [

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from yieldtune.files import write_atomic
 
 # '>' separates reaction roles, but '->' is an RDKit dative bond inside a molecule: split only on a bare '>'.
 _ROLE_SPLIT = re.compile(r"(?<!-)>")
@@ -126,21 +126,6 @@ def canonical_reaction(rxn: str, cache: SmilesCache | None = None) -> str | None
             return None
         out.append(".".join(sorted(m for c in canon for m in c.split("."))))
     return ">".join(out)
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write text to ``path`` through a temporary file in the same folder, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_problem_report(path: str | Path, problems: list[Problem]) -> Path:

@@ -25,7 +25,8 @@ from yieldtune.ensemble import format as fmt
 from yieldtune.ensemble.refit import (
     enqueue_refits, load_refit_study, queue_state, refit_study_name, run_refit_worker,
 )
-from yieldtune.ensemble.selection import caruana_select, r2_score
+from yieldtune.ensemble.selection import caruana_select
+from yieldtune.metrics import mae, r2_score, rmse
 
 if TYPE_CHECKING:  # pragma: no cover
     from yieldtune.study.spec import StudySpec
@@ -35,17 +36,9 @@ log = logging.getLogger(__name__)
 ENSEMBLE_SUBDIR = "ensemble"
 
 
-def _neg_mae(y, p) -> float:
-    return -float(np.mean(np.abs(np.asarray(y, float) - np.asarray(p, float))))
-
-
-def _neg_rmse(y, p) -> float:
-    return -float(np.sqrt(np.mean((np.asarray(y, float) - np.asarray(p, float)) ** 2)))
-
-
 # the study's objective metric as a "higher is better" score for greedy selection
 SELECTION_SCORES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "r2": r2_score, "mae": _neg_mae, "rmse": _neg_rmse,
+    "r2": r2_score, "mae": lambda y, p: -mae(y, p), "rmse": lambda y, p: -rmse(y, p),
 }
 
 
@@ -216,7 +209,7 @@ def ensure_ensemble(spec: "StudySpec", storage_url: str, *, storage=None, rebuil
     if not rebuild and refit is not None and (target / fmt.ENSEMBLE_JSON).is_file():
         try:
             fmt.verify_manifest(target)
-            info = fmt.read_json(target / fmt.ENSEMBLE_JSON)
+            info = fmt.read_ensemble_json(target)
             done = sorted(t.number for t in queue_state(refit).complete.values())
             if info.get("refit_trials") == done:
                 return target

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from yieldtune.ensemble.selection import r2_score
+from yieldtune.metrics import r2_score
 from yieldtune.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +45,7 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", 
     """One record: r2_best_single, the best single trial of each model family (``r2_best_<family>``, chosen by
     validation value), r2_ensemble (Caruana), r2_mean, per-member R², differences and ratios."""
     from yieldtune.ensemble.auto import holdout_matrix
-    from yieldtune.ensemble.format import load_ensemble, load_member_predictor, read_json
+    from yieldtune.ensemble.format import load_ensemble, load_member_predictor, read_ensemble_json
     from yieldtune.study.artifacts import artifact_store_for, download_predictor_dir, download_val_predictions
     from yieldtune.study.datasets import prepare_folds
     from yieldtune.study.pruners import trial_family
@@ -61,7 +61,7 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", 
     if best is None:
         raise ConfigError(f"study {spec.name!r} has no COMPLETE trial: nothing to compare")
     ens_dir = build_if_needed(spec, storage_url, device=device, log=log)
-    info = read_json(ens_dir / "ensemble.json")
+    info = read_ensemble_json(ens_dir)
     tta = int(info.get("tta", 0) or 0)
     weights_by_trial = {int(k): float(v) for k, v in info["weights_by_trial"].items()}
     sources = list(weights_by_trial)

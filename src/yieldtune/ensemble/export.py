@@ -15,9 +15,10 @@ import numpy as np
 from yieldtune.errors import ModelFileError
 from yieldtune.ensemble.auto import ensemble_dir
 from yieldtune.ensemble.format import (
-    ENSEMBLE_JSON, _write_json, atomic_directory, copy_ensemble_files, is_nonempty_dir, load_ensemble, read_json,
-    save_ensemble_dir, sha256_file, verify_manifest, write_manifest,
+    ENSEMBLE_JSON, _write_json, atomic_directory, copy_ensemble_files, is_nonempty_dir, load_ensemble, read_ensemble_json,
+    save_ensemble_dir, verify_manifest, write_manifest,
 )
+from yieldtune.files import sha256_file
 from yieldtune.ensemble.predict import predict_file
 
 LOAD_SNIPPET = """```python
@@ -49,7 +50,7 @@ def _single_trial_dir(spec, study, trial, tmp: Path) -> tuple[dict, Path, Any]:
     import pandas as pd
 
     from yieldtune.study.artifacts import artifact_store_for, download_predictor_dir, download_val_predictions
-    from yieldtune.ensemble.selection import r2_score
+    from yieldtune.metrics import r2_score
 
     store = artifact_store_for(spec)
     name = f"trial{trial.number}"
@@ -160,7 +161,7 @@ def export_best(spec, storage_url: str, out: str | Path, *, force: bool = False,
         else:
             single, member_src, _ = _single_trial_dir(spec, study, best, Path(work))
             save_ensemble_dir(tmp, [(single["entry"], member_src)], single["info"], holdout=single["holdout"])
-        info = read_json(tmp / ENSEMBLE_JSON)
+        info = read_ensemble_json(tmp)
         if tta is not None:
             info["tta"] = int(tta)
         info["exported_from"] = source

@@ -15,7 +15,6 @@ safetensors weights file, raises :class:`ModelFileError`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from yieldtune.errors import ModelFileError
+from yieldtune.files import atomic_path, sha256_file
 from yieldtune.ensemble.ensemble import Ensemble, Member, Predictor
 
 MANIFEST = "manifest.json"
@@ -39,14 +39,6 @@ MEMBER_FILES = ("model.safetensors", "vocab.json", "config.json")
 FLOAT_FORMAT = "%.17g"  # round-trips float64 exactly
 
 # ---- hashing and the manifest --------------------------------------------------------------
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _all_files(root: Path) -> list[str]:
     """Every regular file under ``root`` except the manifest itself, as sorted POSIX paths."""
@@ -186,6 +178,22 @@ def read_json(path: str | Path) -> Any:
         raise ModelFileError(f"{path}: not valid JSON ({err})") from None
 
 
+def read_ensemble_json(directory: str | Path) -> dict[str, Any]:
+    """``directory/ensemble.json``: an object with a non-empty ``members`` list of named entries.
+
+    The one reader of that file (loading, building, exporting, reporting): anything else is a
+    :class:`ModelFileError` naming the file.
+    """
+    path = Path(directory) / ENSEMBLE_JSON
+    info = read_json(path)
+    if not isinstance(info, dict) or not isinstance(info.get("members"), list) or not info["members"]:
+        raise ModelFileError(f"{path}: no 'members' list")
+    for i, entry in enumerate(info["members"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise ModelFileError(f"{path}: members[{i}] needs a non-empty 'name'")
+    return info
+
+
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n", encoding="utf-8")
 
@@ -202,31 +210,10 @@ def _json_default(obj: Any):
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        _write_json(Path(tmp), data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_frame_atomic(frame, path: str | Path) -> None:
-    """CSV with floats at full (round-trip) precision, via a temp file and os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    """CSV with floats at full (round-trip) precision, written atomically."""
+    with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def read_predictions_csv(path: str | Path):
@@ -321,9 +308,7 @@ def load_ensemble(directory: str | Path, device: str = "cpu") -> Ensemble:
     if not (directory / ENSEMBLE_JSON).is_file():
         raise ModelFileError(f"{directory}: not a model directory (no {ENSEMBLE_JSON} of an export, and no "
                              f"saved predictor of a `tune train --out` directory)")
-    info = read_json(directory / ENSEMBLE_JSON)
-    if not isinstance(info, dict) or not isinstance(info.get("members"), list) or not info["members"]:
-        raise ModelFileError(f"{directory / ENSEMBLE_JSON}: no 'members' list")
+    info = read_ensemble_json(directory)
     members = []
     for entry in info["members"]:
         try:

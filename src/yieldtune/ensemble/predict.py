@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,6 +9,7 @@ import numpy as np
 
 from yieldtune.ensemble.ensemble import Ensemble
 from yieldtune.ensemble.format import FLOAT_FORMAT, write_frame_atomic
+from yieldtune.files import write_atomic
 
 
 def write_submission(path: str | Path, ids: Sequence[str], yields: np.ndarray) -> None:
@@ -53,7 +51,7 @@ class FilePredictions:
             if line in preds:
                 m, s = preds[line]
                 writer.writerow([*cells, FLOAT_FORMAT % m, FLOAT_FORMAT % s])
-        _write_text_atomic(Path(out), buf.getvalue())
+        write_atomic(out, buf.getvalue())
 
     def write_predictions(self, out: str | Path) -> None:
         """``id,yield_pred,yield_std`` for the predicted rows, in input order."""
@@ -74,18 +72,6 @@ class FilePredictions:
         k = self.header.index(id_column)
         ids = [cells[k].strip() for _, cells in self.rows]
         write_submission(out, ids, self.mean.astype(np.float64))
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        Path(tmp).write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def input_spec(path: Path, *, layout: str | None = None, rxn_column: str | None = None,

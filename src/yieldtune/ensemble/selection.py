@@ -16,16 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-
-def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Coefficient of determination in float64 (a constant target gives 0.0, not NaN)."""
-    y = np.asarray(y_true, dtype=np.float64)
-    p = np.asarray(y_pred, dtype=np.float64)
-    ss_res = float(np.sum((y - p) ** 2))
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    if ss_tot == 0.0:
-        return 0.0 if ss_res > 0 else 1.0
-    return 1.0 - ss_res / ss_tot
+from yieldtune.metrics import r2_score
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 
 from yieldtune.chem.reaction_features import reaction_roles
 from yieldtune.errors import ModelFileError
+from yieldtune.files import atomic_path
 
 ROLE_NAMES = ("reactants", "agents", "products")
 N_BITS, RADIUS = 2048, 2
@@ -93,16 +94,12 @@ class Domain:
         return out
 
     def save(self, path: str | Path) -> None:
-        import os
-
         from safetensors.numpy import save_file
 
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({name: np.packbits(f, axis=1) if len(f) else np.zeros((0, N_BITS // 8), np.uint8)
-                   for name, f in zip(ROLE_NAMES, self.per_role)}, str(tmp),
-                  metadata={"format": "yieldtune-domain", "n_bits": str(N_BITS), "radius": str(RADIUS)})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({name: np.packbits(f, axis=1) if len(f) else np.zeros((0, N_BITS // 8), np.uint8)
+                       for name, f in zip(ROLE_NAMES, self.per_role)}, str(tmp),
+                      metadata={"format": "yieldtune-domain", "n_bits": str(N_BITS), "radius": str(RADIUS)})
 
     @classmethod
     def load(cls, path: str | Path) -> Domain:

@@ -30,6 +30,7 @@ import numpy as np
 
 from yieldtune.config import RunConfig
 from yieldtune.errors import ModelFileError
+from yieldtune.files import atomic_path, write_atomic
 
 FORMAT = "yieldtune-gbm-predictor"
 FORMAT_VERSION = 1
@@ -206,12 +207,9 @@ class GBMPredictor:
         """Write ``lightgbm_model.txt`` (LightGBM text format) and ``gbm.json`` into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{MODEL_FILE}.tmp"
-        self.booster.save_model(str(tmp))
-        os.replace(tmp, directory / MODEL_FILE)
-        tmp = directory / f".{SETTINGS_FILE}.tmp"
-        tmp.write_text(json.dumps(self.config_dict(), indent=2))
-        os.replace(tmp, directory / SETTINGS_FILE)
+        with atomic_path(directory / MODEL_FILE) as tmp:
+            self.booster.save_model(str(tmp))
+        write_atomic(directory / SETTINGS_FILE, json.dumps(self.config_dict(), indent=2))
         return directory
 
     @classmethod

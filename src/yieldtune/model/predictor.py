@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from yieldtune.chem.tokenizer import SmilesTokenizer
 from yieldtune.config import RunConfig
 from yieldtune.data.table import ReactionTable
 from yieldtune.errors import ConfigError, ModelFileError
+from yieldtune.files import atomic_path, write_atomic
 from yieldtune.model.batching import EncodedReactions, sorted_batches
 from yieldtune.model.device import autocast, resolve_device, resolve_precision
 from yieldtune.model.domain import Domain
@@ -117,15 +117,12 @@ class YieldPredictor:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in self.model.state_dict().items()}
-        tmp = directory / f".{WEIGHTS}.tmp"
-        save_file(state, str(tmp), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
-        os.replace(tmp, directory / WEIGHTS)
+        with atomic_path(directory / WEIGHTS) as tmp:
+            save_file(state, str(tmp), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
         self.tokenizer.save(directory / VOCAB)
         if self.domain is not None:
             self.domain.save(directory / DOMAIN)
-        tmp = directory / f".{CONFIG}.tmp"
-        tmp.write_text(json.dumps(self.config_dict(), indent=2))
-        os.replace(tmp, directory / CONFIG)
+        write_atomic(directory / CONFIG, json.dumps(self.config_dict(), indent=2))
         return directory
 
     @classmethod

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from yieldtune.metrics import r2_score
+
 if TYPE_CHECKING:  # heavy imports stay inside the functions
     import optuna
     import plotly.graph_objects as go
@@ -192,15 +194,6 @@ def study_sections(study: "optuna.Study") -> list[Section]:
     return sections
 
 
-def r2(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
-    """Coefficient of determination, for members whose summary lacks one."""
-    import numpy as np
-
-    t, p = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
-    ss_tot = float(((t - t.mean()) ** 2).sum())
-    return float("nan") if ss_tot == 0.0 else 1.0 - float(((t - p) ** 2).sum()) / ss_tot
-
-
 def ensemble_sections(summary: "EnsembleSummary") -> list[Section]:
     """R² per member and ensemble, predicted-vs-true and residuals on the hold-out set."""
     import plotly.graph_objects as go
@@ -227,7 +220,7 @@ def ensemble_sections(summary: "EnsembleSummary") -> list[Section]:
     for col in columns:
         is_ens = col == "ensemble"
         y_pred = frame[col].to_numpy(dtype=float)
-        label = f"{col} (R² {scores.get(col, r2(y_true, y_pred)):.3f})"
+        label = f"{col} (R² {scores.get(col, r2_score(y_true, y_pred)):.3f})"
         style = ({"size": 7, "color": "#d62728", "line": {"width": 0.5, "color": "white"}} if is_ens
                  else {"size": 5, "opacity": 0.45})
         ids = frame["id"].astype(str).tolist() if "id" in frame.columns else None

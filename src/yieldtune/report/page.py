@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yieldtune.errors import DataError
+from yieldtune.ensemble.format import ENSEMBLE_JSON, HOLDOUT_CSV, read_ensemble_json
+from yieldtune.errors import DataError, ModelFileError
+from yieldtune.files import write_atomic
+from yieldtune.metrics import r2_score
 
 if TYPE_CHECKING:
     import optuna
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
     from yieldtune.report.figures import Section
 
-ENSEMBLE_JSON = "ensemble.json"
-HOLDOUT_CSV = "holdout_predictions.csv"
 PAGE_NAME = "index.html"
 
 
@@ -62,19 +60,17 @@ class EnsembleSummary:
 
     def scores(self) -> dict[str, float]:
         """Hold-out R² by model name (members, then ``ensemble``); missing ones computed from the CSV."""
-        from yieldtune.report.figures import r2
-
         scores: dict[str, float] = {}
         frame = self.predictions
         for m in self.members:
             if m.r2 is not None:
                 scores[m.name] = m.r2
             elif frame is not None and m.name in frame.columns:
-                scores[m.name] = r2(frame["y_true"], frame[m.name])
+                scores[m.name] = r2_score(frame["y_true"], frame[m.name])
         if self.r2_ensemble is not None:
             scores["ensemble"] = self.r2_ensemble
         elif frame is not None and "ensemble" in frame.columns:
-            scores["ensemble"] = r2(frame["y_true"], frame["ensemble"])
+            scores["ensemble"] = r2_score(frame["y_true"], frame["ensemble"])
         return scores
 
 
@@ -83,7 +79,7 @@ def _number(value: Any, path: Path, key: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DataError(f"{key} must be a number, got {value!r}", path=str(path))
+        raise ModelFileError(f"{path}: {key} must be a number, got {value!r}")
     return None if math.isnan(float(value)) else float(value)
 
 
@@ -98,16 +94,9 @@ def load_ensemble_summary(directory: Path | str | None) -> EnsembleSummary | Non
     path = directory / ENSEMBLE_JSON
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"not readable JSON: {err}", path=str(path)) from err
-    if not isinstance(data, dict) or not isinstance(data.get("members"), list):
-        raise DataError("expected an object with a 'members' list", path=str(path))
+    data = read_ensemble_json(directory)
     members = []
     for i, raw in enumerate(data["members"]):
-        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
-            raise DataError(f"members[{i}] needs a non-empty 'name'", path=str(path))
         members.append(EnsembleMember(
             name=raw["name"],
             trial_number=None if raw.get("trial_number") is None else int(raw["trial_number"]),
@@ -242,20 +231,6 @@ def render_report(study: "optuna.Study", ensemble: EnsembleSummary | None = None
         f"<nav>{nav}</nav><main><section id='summary'><h2>Summary</h2>{_summary_table(study, storage_label)}"
         f"</section>{study_html}{ens_html}</main></body></html>\n"
     )
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_report(study: "optuna.Study", out_dir: Path, ensemble_dir: Path | None = None, *,

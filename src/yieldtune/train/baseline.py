@@ -16,7 +16,7 @@ from yieldtune.chem.feature_cache import FeatureCache
 from yieldtune.chem.featurizers import make_featurizer
 from yieldtune.chem.reaction_features import role_summed_features
 from yieldtune.data.table import ReactionTable
-from yieldtune.train.metrics import regression_metrics
+from yieldtune.metrics import regression_metrics
 
 N_TREES = 1500
 

@@ -84,7 +84,7 @@ class GBMFamily:
 
     def fit(self, config, train, val, *, device, cache_dir, metric, on_step):
         from yieldtune.train.gbm import fit_gbm
-        from yieldtune.train.metrics import regression_metrics
+        from yieldtune.metrics import regression_metrics
 
         def on_report(r) -> None:
             if on_step is not None:

@@ -36,7 +36,7 @@ class GBMFitResult:
 
 
 def _metrics(y, p) -> dict[str, float]:
-    from yieldtune.train.metrics import regression_metrics
+    from yieldtune.metrics import regression_metrics
 
     return regression_metrics(y, np.clip(p, 0.0, 1.0))
 

@@ -30,7 +30,7 @@ from yieldtune.model.predictor import YieldPredictor, to_device
 from yieldtune.model.transformer import YieldTransformer
 from yieldtune.model.batching import EncodedReactions, bucketed_batches, encode_reactions
 from yieldtune.model.device import autocast, needs_grad_scaler, resolve_device, resolve_precision
-from yieldtune.train.metrics import mae, r2_score, rmse
+from yieldtune.metrics import mae, r2_score, rmse
 from yieldtune.train.schedulers import build_scheduler
 
 
@@ -260,7 +260,7 @@ class _ProgressBar:
     """A rich bar over all batches with the latest epoch's loss, val R² and throughput."""
 
     def __init__(self, epochs: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.epochs = epochs
         self.progress = Progress(TextColumn(f"epoch {{task.fields[epoch]}}/{epochs}"), BarColumn(),

@@ -10,7 +10,8 @@ import pytest
 from optuna.trial import TrialState
 
 from yieldtune.ensemble.ensemble import Ensemble, Member, combine
-from yieldtune.ensemble.selection import caruana_select, r2_score, select_top_trials, trial_best_epoch
+from yieldtune.ensemble.selection import caruana_select, select_top_trials, trial_best_epoch
+from yieldtune.metrics import r2_score
 
 
 def _random_case(rng: np.random.Generator):

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import make_study, write_ensemble
-from yieldtune.errors import DataError
+from yieldtune.errors import DataError, ModelFileError
 from yieldtune.report.figures import study_sections
 from yieldtune.report.page import build_report, load_ensemble_summary
 
@@ -115,10 +115,10 @@ def test_ensemble_summary_reads_values_and_rejects_bad_files(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "ensemble.json").write_text("{not json")
-    with pytest.raises(DataError, match="ensemble.json"):
+    with pytest.raises(ModelFileError, match="ensemble.json"):  # the one ensemble.json reader's error
         load_ensemble_summary(bad)
     (bad / "ensemble.json").write_text(json.dumps({"members": [{"name": "a", "weight": "heavy"}]}))
-    with pytest.raises(DataError, match=r"members\[0\]\.weight"):
+    with pytest.raises(ModelFileError, match=r"ensemble.json: members\[0\]\.weight"):
         load_ensemble_summary(bad)
     (bad / "ensemble.json").write_text(json.dumps({"members": [{"name": "a", "weight": 1.0}]}))
     (bad / "holdout_predictions.csv").write_text("id,truth,a\nr1,0.5,0.4\n")
@@ -132,7 +132,7 @@ def test_failed_render_keeps_the_previous_page(study, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "ensemble.json").write_text("[]")
-    with pytest.raises(DataError):
+    with pytest.raises(ModelFileError):
         build_report(study, out, bad)
     assert (out / "index.html").read_text(encoding="utf-8") == first
     assert [p.name for p in out.iterdir()] == ["index.html"]
