@@ -101,6 +101,16 @@ def _serialize_sqlite_transactions(engine) -> None:
     engine.dispose()  # connections opened before the listeners existed are not reused
 
 
+def with_default_driver(url: str) -> str:
+    """``mysql://`` means SQLAlchemy's default MySQL driver (mysqlclient), which yieldtune does not install;
+    use PyMySQL (the ``yieldtune[mysql]`` extra) unless mysqlclient is there."""
+    import importlib.util
+
+    if url.startswith("mysql://") and importlib.util.find_spec("MySQLdb") is None:
+        return "mysql+pymysql://" + url.removeprefix("mysql://")
+    return url
+
+
 def engine_kwargs_for(url: str) -> dict[str, Any]:
     """SQLAlchemy engine options: health-checked pooled connections; SQLite waits instead of failing."""
     if url.startswith("sqlite"):
@@ -125,6 +135,7 @@ def open_storage(
     """
     import optuna
 
+    url = with_default_driver(url)
     safe = redact_url(url)
     if url.startswith("grpc://"):
         beats = dict(heartbeat_interval=heartbeat_interval, grace_period=grace_period, max_retry=max_retry)
