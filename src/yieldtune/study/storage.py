@@ -101,13 +101,18 @@ def _serialize_sqlite_transactions(engine) -> None:
     engine.dispose()  # connections opened before the listeners existed are not reused
 
 
+# plain scheme -> (SQLAlchemy's default driver module for it, the driver the yieldtune extras install)
+_DEFAULT_DRIVERS = {"mysql://": ("MySQLdb", "mysql+pymysql://"), "postgresql://": ("psycopg2", "postgresql+psycopg://")}
+
+
 def with_default_driver(url: str) -> str:
-    """``mysql://`` means SQLAlchemy's default MySQL driver (mysqlclient), which yieldtune does not install;
-    use PyMySQL (the ``yieldtune[mysql]`` extra) unless mysqlclient is there."""
+    """``mysql://`` / ``postgresql://`` name SQLAlchemy's default drivers (mysqlclient; psycopg2 before
+    SQLAlchemy 2.1), which yieldtune does not install: use the extras' PyMySQL / psycopg 3 unless present."""
     import importlib.util
 
-    if url.startswith("mysql://") and importlib.util.find_spec("MySQLdb") is None:
-        return "mysql+pymysql://" + url.removeprefix("mysql://")
+    for plain, (module, explicit) in _DEFAULT_DRIVERS.items():
+        if url.startswith(plain) and importlib.util.find_spec(module) is None:
+            return explicit + url.removeprefix(plain)
     return url
 
 
