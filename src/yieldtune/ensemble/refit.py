@@ -134,6 +134,12 @@ def enqueue_refits(spec: "StudySpec", storage_url: str, storage=None) -> "optuna
             from yieldtune.study.artifacts import record_artifact_location
 
             refit.set_user_attr("source_study", spec.name)
+            refit.set_user_attr("what", f"refit queue of study {spec.name!r}: its top trials retrained on "
+                                        "train+validation for the ensemble (not a search); value = final training "
+                                        "loss")
+            with warnings.catch_warnings():  # optuna-dashboard names the value instead of "Objective 0"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                refit.set_metric_names(["final_train_loss"])
             record_artifact_location(refit, spec)
             _enqueue_plan(refit, plan)
             refit.set_user_attr(PLAN_ATTR, plan)  # last: its presence means the queue is complete
