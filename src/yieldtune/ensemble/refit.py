@@ -86,8 +86,9 @@ def trial_config(spec: "StudySpec", trial):
 
 
 def _open(spec: "StudySpec", storage_url: str):
-    from yieldtune.study.storage import open_spec_storage
+    from yieldtune.study.storage import open_spec_storage, require_sqlite_file
 
+    require_sqlite_file(storage_url)  # refits belong to an existing study: never create an empty database
     return open_spec_storage(spec, storage_url)
 
 

@@ -30,14 +30,9 @@ class StudyTarget:
 
     def storage(self) -> "optuna.storages.BaseStorage":
         """The storage, read-only use: no heartbeats, no table creation."""
-        from sqlalchemy.engine import make_url
+        from yieldtune.study.storage import open_storage, require_sqlite_file
 
-        from yieldtune.study.storage import open_storage
-
-        if self.storage_url.startswith("sqlite"):
-            db = make_url(self.storage_url).database
-            if db and db != ":memory:" and not Path(db).is_file():
-                raise StorageError(f"no such SQLite database: {db}")
+        require_sqlite_file(self.storage_url)
         return open_storage(self.storage_url, heartbeat=False, create_tables=False)
 
     def load(self, storage: "optuna.storages.BaseStorage | None" = None) -> "optuna.Study":

@@ -18,7 +18,7 @@ from yieldtune.study.artifacts import record_artifact_location
 from yieldtune.study.pruners import build_pruner
 from yieldtune.study.samplers import build_sampler
 from yieldtune.study.spec import StudySpec
-from yieldtune.study.storage import open_spec_storage, redact_url
+from yieldtune.study.storage import open_spec_storage, redact_url, require_sqlite_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -50,8 +50,11 @@ def load_study(spec: StudySpec, storage_url, *, heartbeat: bool = True) -> "optu
     """Load the existing study named in ``spec`` (StorageError if it does not exist)."""
     import optuna
 
-    storage = open_spec_storage(spec, storage_url, heartbeat=heartbeat) if isinstance(storage_url, str) \
-        else storage_url
+    if isinstance(storage_url, str):
+        require_sqlite_file(storage_url)  # `tune status`/`export-best` of a study that is not there: no empty .db
+        storage = open_spec_storage(spec, storage_url, heartbeat=heartbeat)
+    else:
+        storage = storage_url
     space = spec.search()
     try:
         return optuna.load_study(study_name=spec.name, storage=storage, sampler=build_sampler(spec.sampler, space),

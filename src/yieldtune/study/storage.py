@@ -61,6 +61,13 @@ def _sqlite_path(url: str) -> Path | None:
     return None if not db or db == ":memory:" else Path(db)
 
 
+def require_sqlite_file(url: str) -> None:
+    """StorageError if ``url`` is a SQLite file that does not exist: a reader must not create an empty one."""
+    db = _sqlite_path(url) if url.startswith("sqlite") else None
+    if db is not None and not db.is_file():
+        raise StorageError(f"no such SQLite database: {db} (create the study with `tune run`)")
+
+
 def _enable_sqlite_wal(url: str) -> None:
     """Switch the database file to WAL (persistent in the file) before Optuna opens it."""
     import sqlalchemy
