@@ -81,12 +81,15 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(0.01, ge=0.0, le=1.0)
     scheduler: SchedulerName = "cosine"
     warmup_frac: float = Field(0.05, ge=0.0, lt=1.0)
-    step_size_frac: float = Field(0.3, gt=0.0, le=1.0, description="step scheduler: decay every this fraction of epochs")
+    step_size_frac: float = Field(0.3, gt=0.0, le=1.0,
+                                  description="step scheduler: decay every this fraction of epochs")
     step_gamma: float = Field(0.5, gt=0.0, le=1.0)
     plateau_patience: int = Field(3, ge=0)
     plateau_factor: float = Field(0.5, gt=0.0, lt=1.0)
-    augment_ratio: float = Field(0.0, ge=0.0, le=100.0, description="expected extra randomized copies per reaction per epoch")
-    augment_variants: int = Field(0, ge=0, le=256, description="randomized variants cached per reaction; 0 = derive from augment_ratio")
+    augment_ratio: float = Field(0.0, ge=0.0, le=100.0,
+                                 description="expected extra randomized copies per reaction per epoch")
+    augment_variants: int = Field(0, ge=0, le=256,
+                                  description="randomized variants cached per reaction; 0 = derive from augment_ratio")
     grad_clip: float = Field(1.0, ge=0.0)
     early_stopping_patience: int = Field(0, ge=0, description="0 disables early stopping")
     seed: int = 0

@@ -2,9 +2,15 @@
 
 from helpers.servers import free_port, get, start_dashboard, stop
 from helpers.studyfiles import (
-    TINY_SEARCH_SPACE, run_tune, sigint_default, study_toml, tiny_search_space, tune_argv, tune_env,
+    TINY_SEARCH_SPACE,
+    run_tune,
+    sigint_default,
+    study_toml,
+    tiny_search_space,
+    tune_argv,
+    tune_env,
 )
 from helpers.toy_study import make_study, toy_objective, write_ensemble
 
-__all__ = ["TINY_SEARCH_SPACE", "free_port", "get", "make_study", "run_tune", "sigint_default", "start_dashboard", "stop",
-           "study_toml", "tiny_search_space", "toy_objective", "tune_argv", "tune_env", "write_ensemble"]
+__all__ = ["TINY_SEARCH_SPACE", "free_port", "get", "make_study", "run_tune", "sigint_default", "start_dashboard",
+           "stop", "study_toml", "tiny_search_space", "toy_objective", "tune_argv", "tune_env", "write_ensemble"]

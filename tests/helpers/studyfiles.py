@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 
-def tiny_search_space(*, epochs: int = 2, pooling: str = '"cls"', lr: str = "{ low = 0.0005, high = 0.005, log = true }",
-                      weight_decay: float = 0.01, fixed: str = "") -> str:
+def tiny_search_space(*, epochs: int = 2, pooling: str = '"cls"',
+                      lr: str = "{ low = 0.0005, high = 0.005, log = true }", weight_decay: float = 0.01,
+                      fixed: str = "") -> str:
     """A [search_space] of tiny models (d_model 16, 1 layer): seconds per trial on one CPU thread.
 
     ``pooling``/``lr`` are TOML values (a list or a range searches them); ``fixed`` is appended ([fixed.*] tables).

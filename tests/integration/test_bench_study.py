@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from helpers import TINY_SEARCH_SPACE as SEARCH_SPACE
 from helpers import study_toml
 
@@ -92,7 +93,8 @@ def test_bench_pruning_counts_epochs_with_and_without_pruner(root):
 
 def test_bench_ensemble_builds_and_scores_on_test_then_validation(root):
     path = write_study(root, "ens", "train_rows = 40")
-    path.write_text(path.read_text().replace('type = "median"', 'type = "none"').replace("n_startup_trials = 1\nn_warmup_steps = 0\n", ""))
+    text = path.read_text().replace('type = "median"', 'type = "none"')
+    path.write_text(text.replace("n_startup_trials = 1\nn_warmup_steps = 0\n", ""))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     run = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "run", str(path), "-j", "1", "--device", "cpu",
                           "--no-live", "--n-trials", "3"], cwd=root, env=env, capture_output=True, text=True,

@@ -7,6 +7,7 @@ import subprocess
 
 import optuna
 import pytest
+
 from helpers import run_tune, sigint_default, tune_argv, tune_env
 
 

@@ -4,7 +4,8 @@ import sqlalchemy
 def test_pg_fixture_gives_an_empty_database(pg_url):
     engine = sqlalchemy.create_engine(pg_url)
     with engine.connect() as conn:
-        assert conn.execute(sqlalchemy.text("select count(*) from information_schema.tables where table_schema='public'")).scalar() == 0
+        query = "select count(*) from information_schema.tables where table_schema='public'"
+        assert conn.execute(sqlalchemy.text(query)).scalar() == 0
     engine.dispose()
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import free_port, study_toml, tiny_search_space, tune_argv, tune_env
 from optuna.trial import TrialState
 
+from helpers import free_port, study_toml, tiny_search_space, tune_argv, tune_env
 from yieldtune.study.service import create_or_load_study, load_study
 from yieldtune.study.spec import load_study_spec
 from yieldtune.study.storage import open_storage

@@ -16,7 +16,6 @@ from helpers import TINY_SEARCH_SPACE as SEARCH_SPACE
 from helpers import run_tune, study_toml, tune_argv, tune_env
 
 
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """A tiny study run to its 3-trial budget by `tune run -j 2` (two worker processes)."""

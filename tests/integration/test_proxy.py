@@ -12,6 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 from click.testing import CliRunner
+
 from helpers import free_port, sigint_default, tune_env
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -199,7 +200,6 @@ def test_sigkilled_worker_behind_proxy_is_failed_and_retried(tmp_path):
     import time
 
     from helpers import study_toml, tiny_search_space, tune_argv
-
     from yieldtune.data.synth import write_synthetic_plate
     from yieldtune.study.liveness import BEAT_ATTR
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 from click.testing import CliRunner
+
 from helpers import free_port, get, make_study, start_dashboard, stop
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

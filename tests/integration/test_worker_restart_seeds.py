@@ -6,8 +6,8 @@ from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
-from helpers import TINY_SEARCH_SPACE, run_tune, study_toml
 
+from helpers import TINY_SEARCH_SPACE, run_tune, study_toml
 from yieldtune.data.synth import write_synthetic_plate
 
 

@@ -106,8 +106,8 @@ class SmilesTokenizer:
             raise ModelFileError(f"{path}: vocabulary file not found") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ModelFileError(f"{path}: not a JSON vocabulary file ({err})") from None
-        if not isinstance(data, dict) or data.get("format") != VOCAB_FORMAT or not isinstance(data.get("tokens"), list) \
-                or not all(isinstance(t, str) for t in data["tokens"]):
+        if (not isinstance(data, dict) or data.get("format") != VOCAB_FORMAT
+                or not isinstance(data.get("tokens"), list) or not all(isinstance(t, str) for t in data["tokens"])):
             raise ModelFileError(f"{path}: not a yieldtune vocabulary (expected format {VOCAB_FORMAT!r})")
         try:
             return cls(data["tokens"])

@@ -38,7 +38,8 @@ def bench_group() -> None:
               help="Also time the seed-style loop (tokenize per batch, random batches, fp32) and report speedup.")
 @click.option("--threads", default=0, type=int, help="torch CPU threads (0 = torch default).")
 def bench_train_cmd(data, layout, target, percent, data_dir, steps, warmup_steps, architecture, d_model, layers,
-                    reaction_layers, heads, ffn, dropout, max_len, batch_size, limit, device, precision, baseline, threads) -> None:
+                    reaction_layers, heads, ffn, dropout, max_len, batch_size, limit, device, precision, baseline,
+                    threads) -> None:
     """Print ONE JSON line with samples_per_s (and baseline_samples_per_s, speedup with --baseline)."""
     import numpy as np
     import torch
@@ -95,8 +96,8 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
     from yieldtune.config import load_run_config
     from yieldtune.data import split_first_n, split_holdout
     from yieldtune.errors import ConfigError
-    from yieldtune.train.baseline import run_baseline
     from yieldtune.metrics import regression_metrics
+    from yieldtune.train.baseline import run_baseline
     from yieldtune.train.trainer import Trainer
 
     if (train_rows is None) == (test_file is None):

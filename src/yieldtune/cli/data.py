@@ -30,7 +30,7 @@ def data_group() -> None:
 def validate_cmd(file, layout, target, no_target, percent, delimiter, drop_invalid, report_path, data_dir,
                  as_json) -> None:
     """Load FILE (a path or a data set name) with RDKit checks; print rows, valid rows and duplicates."""
-    from yieldtune.data import (dataset_spec, duplicate_report, infer_spec, read_reactions, resolve_dataset)
+    from yieldtune.data import dataset_spec, duplicate_report, infer_spec, read_reactions, resolve_dataset
     from yieldtune.data.validate import write_problem_report
 
     if report_path and not drop_invalid:

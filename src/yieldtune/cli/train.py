@@ -170,9 +170,10 @@ def lr_find_cmd(data, layout, target, percent, data_dir, config_path, overrides,
                                "plot": str(out)}))
     else:
         lr = (f"none: {result.note}" if result.suggested_lr is None
-              else f"{result.suggested_lr:.3g} (a third of {result.min_loss_lr:.3g}, where the smoothed loss is lowest)")
-        click.echo(f"suggested lr: {lr}  ({len(result.lrs)} steps{', stopped at divergence' if result.diverged else ''}); "
-                   f"plot: {out}")
+              else f"{result.suggested_lr:.3g} (a third of {result.min_loss_lr:.3g}, "
+                   "where the smoothed loss is lowest)")
+        diverged = ", stopped at divergence" if result.diverged else ""
+        click.echo(f"suggested lr: {lr}  ({len(result.lrs)} steps{diverged}); plot: {out}")
 
 
 COMMANDS = [train_cmd, lr_find_cmd]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -65,7 +64,7 @@ def download_file(url: str, dest: str | Path, sha256: str | None, *, timeout: fl
                 for chunk in iter(lambda: resp.read(_CHUNK), b""):
                     h.update(chunk)
                     out.write(chunk)
-        except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
+        except (TimeoutError, urllib.error.URLError, ConnectionError) as err:
             reason = getattr(err, "reason", None) or err
             raise DataError(f"cannot download {url} ({reason}); offline? fetch with --data-dir DIR "
                             f"(or TUNE_DATA_DIR) pointing at a local copy laid out as DIR/<folder>/<file>, "

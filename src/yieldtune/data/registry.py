@@ -125,7 +125,8 @@ DATASETS: dict[str, Dataset] = {
         ),
         spec=DataSpec.rxn(target="yield"),
         default_file="FullCV_01.csv",
-        description="Ahneman et al. 2018, 3,955 Pd C-N couplings; FullCV_01..10 first 2,767 train, Test1..4 by additive",
+        description="Ahneman et al. 2018, 3,955 Pd C-N couplings; FullCV_01..10 first 2,767 train, "
+                    "Test1..4 by additive",
     ),
     "suzuki-miyaura": Dataset(
         name="suzuki-miyaura",

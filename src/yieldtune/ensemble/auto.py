@@ -7,7 +7,8 @@ models (trained on the training split only, uploaded by each trial as ``artifact
 one column per member configuration. Each configuration's weight is then split evenly over its
 seed refits. Members of every model family compete in the same selection (``r2_best_by_family`` and
 ``weight_by_family`` record how each family fared). The recorded validation metrics (``r2_ensemble``,
-``r2_mean``, ``r2_best_member``) are those of the trial models, i.e. honest estimates for the refit ensemble, not training-set scores.
+``r2_mean``, ``r2_best_member``) are those of the trial models, i.e. honest estimates for the refit
+ensemble, not training-set scores.
 """
 
 from __future__ import annotations
@@ -15,17 +16,22 @@ from __future__ import annotations
 import datetime
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from yieldtune.errors import ConfigError, ModelFileError
 from yieldtune.ensemble import format as fmt
 from yieldtune.ensemble.refit import (
-    enqueue_refits, load_refit_study, queue_state, refit_study_name, run_refit_worker,
+    enqueue_refits,
+    load_refit_study,
+    queue_state,
+    refit_study_name,
+    run_refit_worker,
 )
 from yieldtune.ensemble.selection import caruana_select
+from yieldtune.errors import ConfigError, ModelFileError
 from yieldtune.metrics import mae, r2_score, rmse
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -188,7 +194,7 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
             "holdout": "validation rows; predictions of the source trial models (trained without these rows). "
                        "Refit members (train+validation) take their configuration's weight split over seeds.",
             "refit_trials": sorted(t.number for t in state.complete.values()),
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
         target = ensemble_dir(spec)
         with fmt.atomic_directory(target, force=True) as out:

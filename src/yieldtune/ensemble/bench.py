@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from yieldtune.metrics import r2_score
 from yieldtune.errors import ConfigError
+from yieldtune.metrics import r2_score
 
 if TYPE_CHECKING:  # pragma: no cover
     from yieldtune.study.spec import StudySpec
@@ -111,8 +112,8 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", 
                        for n, wt in zip(sources, w_trials)],
         })
     else:
-        log(f"no labelled test split: scoring the trial models' validation predictions "
-            f"(refit members trained on those rows and are not scored)")
+        log("no labelled test split: scoring the trial models' validation predictions "
+            "(refit members trained on those rows and are not scored)")
         numbers = list(dict.fromkeys([best.number, *best_of_family.values(), *sources]))
         frames = [download_val_predictions(study, trials[n], store=store) for n in numbers]
         _, y, preds = holdout_matrix(frames, [f"trial {n}" for n in numbers])

@@ -6,8 +6,9 @@ Members only need ``predict(reactions, *, tta, seed, batch_size) -> (mean, std)`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 

@@ -12,14 +12,22 @@ from typing import Any
 
 import numpy as np
 
-from yieldtune.errors import ModelFileError
 from yieldtune.ensemble.auto import ensemble_dir
 from yieldtune.ensemble.format import (
-    ENSEMBLE_JSON, _write_json, atomic_directory, copy_ensemble_files, is_nonempty_dir, load_ensemble, read_ensemble_json,
-    save_ensemble_dir, verify_manifest, write_manifest,
+    ENSEMBLE_JSON,
+    _write_json,
+    atomic_directory,
+    copy_ensemble_files,
+    is_nonempty_dir,
+    load_ensemble,
+    read_ensemble_json,
+    save_ensemble_dir,
+    verify_manifest,
+    write_manifest,
 )
-from yieldtune.files import sha256_file
 from yieldtune.ensemble.predict import predict_file
+from yieldtune.errors import ModelFileError
+from yieldtune.files import sha256_file
 
 LOAD_SNIPPET = """```python
 from yieldtune.ensemble import load_ensemble
@@ -49,8 +57,8 @@ def _single_trial_dir(spec, study, trial, tmp: Path) -> tuple[dict, Path, Any]:
     """A one-member ensemble from the best trial (used before any ensemble was built)."""
     import pandas as pd
 
-    from yieldtune.study.artifacts import artifact_store_for, download_predictor_dir, download_val_predictions
     from yieldtune.metrics import r2_score
+    from yieldtune.study.artifacts import artifact_store_for, download_predictor_dir, download_val_predictions
 
     store = artifact_store_for(spec)
     name = f"trial{trial.number}"
@@ -85,7 +93,7 @@ def _model_card(spec, study, info: dict, best, counts: dict[str, int], data_file
         lines += [f"- data set: `{spec.data.dataset}` (file not found when exporting; SHA-256 unknown)"]
     v = spec.validation
     lines += [f"- validation: {v.scheme}" + (f", fraction {v.fraction}" if v.scheme == "holdout" else f", k={v.k}")
-              + f", seed {v.seed}", f"- target: yield as a fraction in [0, 1]", ""]
+              + f", seed {v.seed}", "- target: yield as a fraction in [0, 1]", ""]
     lines += ["## Search", ""]
     lines += ["- trials by state: " + ", ".join(f"{k} {n}" for k, n in counts.items() if n)]
     if best is not None:

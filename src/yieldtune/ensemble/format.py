@@ -20,15 +20,16 @@ import os
 import shutil
 import struct
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
+from yieldtune.ensemble.ensemble import Ensemble, Member, Predictor
 from yieldtune.errors import ModelFileError
 from yieldtune.files import atomic_path, sha256_file
-from yieldtune.ensemble.ensemble import Ensemble, Member, Predictor
 
 MANIFEST = "manifest.json"
 ENSEMBLE_JSON = "ensemble.json"

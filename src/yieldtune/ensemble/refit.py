@@ -18,8 +18,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from yieldtune.errors import ConfigError
 from yieldtune.ensemble.selection import select_top_trials, trial_best_epoch
+from yieldtune.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -119,6 +119,7 @@ def enqueue_refits(spec: "StudySpec", storage_url: str, storage=None) -> "optuna
     already there wait for the plan attr, which the creator stores after the last enqueue.
     """
     import optuna
+
     from yieldtune.study.service import load_study
 
     storage = storage or _open(spec, storage_url)
@@ -273,11 +274,11 @@ def _make_objective(spec: "StudySpec", refit: "optuna.Study", device: str, get_d
             trial.set_user_attr("skipped", reason)
             summary.skipped += 1
             raise optuna.TrialPruned(reason)
-        from yieldtune.study.artifacts import artifact_store_for, upload_predictor
-        from yieldtune.train.families import family_of
-
         import os
         import socket
+
+        from yieldtune.study.artifacts import artifact_store_for, upload_predictor
+        from yieldtune.train.families import family_of
 
         config = refit_config(spec, entry)
         trial.set_user_attr("config", config.model_dump(mode="json"))
@@ -346,8 +347,9 @@ def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", 
             for ft in last:
                 pair = pair_of(ft)
                 if ft.state.name == "COMPLETE":
+                    unit = "epochs" if ft.user_attrs.get("family", "transformer") == "transformer" else "rounds"
                     log(f"refit {ft.number} of study {spec.name!r}: trial {pair[0]} seed {pair[1]} done "
-                        f"({ft.user_attrs.get('steps')} {'epochs' if ft.user_attrs.get('family', 'transformer') == 'transformer' else 'rounds'} on train+validation)")
+                        f"({ft.user_attrs.get('steps')} {unit} on train+validation)")
                 elif ft.state.name == "FAIL":
                     log(f"refit {ft.number} of study {spec.name!r}: {pair} FAILED: "
                         f"{ft.system_attrs.get('fail_reason', ft.user_attrs.get('fail_reason', '?'))}")

@@ -135,7 +135,8 @@ class YieldPredictor:
             raise ModelFileError(f"{directory}: model directory not found")
         for name in (WEIGHTS, VOCAB, CONFIG):
             if not (directory / name).is_file():
-                raise ModelFileError(f"{directory / name}: missing (a model directory holds {WEIGHTS}, {VOCAB}, {CONFIG})")
+                raise ModelFileError(
+                    f"{directory / name}: missing (a model directory holds {WEIGHTS}, {VOCAB}, {CONFIG})")
         cfg_path = directory / CONFIG
         try:
             meta = json.loads(cfg_path.read_text())
@@ -176,7 +177,8 @@ class YieldPredictor:
         try:
             state = load_file(str(weights_path), device="cpu")
         except Exception as err:  # noqa: BLE001 - SafetensorError, OSError, header errors
-            raise ModelFileError(f"{weights_path}: not a valid safetensors file ({type(err).__name__}: {err})") from None
+            raise ModelFileError(
+                f"{weights_path}: not a valid safetensors file ({type(err).__name__}: {err})") from None
         model = YieldTransformer.for_tokenizer(config.model, tokenizer, features.dim if features else 0)
         expected = model.state_dict()
         problems = [k for k in expected if k not in state] + [k for k in state if k not in expected]

@@ -220,7 +220,7 @@ def render_report(study: "optuna.Study", ensemble: EnsembleSummary | None = None
                     + "".join(_section_html(s) for s in ens_sections))
     nav = "".join(f"<a href='#{_e(s.key)}'>{_e(s.title)}</a>" for s in sections)
     nav += "<a href='#ensemble'>Ensemble</a>"
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = f"yieldtune report: {study.study_name}"
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"

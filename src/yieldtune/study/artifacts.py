@@ -1,8 +1,8 @@
 """Trial artifacts in Optuna's artifact store: the trained predictor and its validation predictions.
 
 Each COMPLETE trial uploads a zip of its predictor's ``save()`` directory (either model family) and a CSV
-``id,y_true,y_pred`` of its validation predictions; the artifact ids go to the trial's user attributes ``artifact:model`` and
-``artifact:val_predictions``. The store's location is recorded on the study (user attributes
+``id,y_true,y_pred`` of its validation predictions; the artifact ids go to the trial's user attributes
+``artifact:model`` and ``artifact:val_predictions``. The store's location is recorded on the study (user attributes
 ``yieldtune:artifact_dir`` and, for S3, ``yieldtune:artifact_url``), so anything holding the study can find
 the files again.
 

@@ -15,9 +15,10 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from yieldtune.errors import ConfigError, YieldtuneError
 from yieldtune.study.spec import StudySpec, load_study_spec
@@ -70,7 +71,8 @@ class BenchRun:
 
     def line(self) -> str:
         best = "-" if self.best_value is None else f"{self.best_value:.4f} (trial {self.best_trial})"
-        return (f"{self.label}: {self.finished}/{self.budget} finished ({self.complete} complete, {self.pruned} pruned, "
+        return (f"{self.label}: {self.finished}/{self.budget} finished ({self.complete} complete, "
+                f"{self.pruned} pruned, "
                 f"{self.failed} failed) in {self.wall_seconds:.1f}s with {self.jobs} worker(s): "
                 f"{self.trials_per_minute:.2f} trials/min, {self.epochs_trained} epochs "
                 f"({self.epochs_per_minute:.1f}/min); best {best}")

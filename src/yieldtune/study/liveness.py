@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import optuna
 from optuna.storages import GrpcStorageProxy

@@ -13,7 +13,8 @@ the trials of the running trial's family; each family gets its own inner pruner 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna

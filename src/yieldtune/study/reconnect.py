@@ -14,7 +14,7 @@ import functools
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import optuna
 

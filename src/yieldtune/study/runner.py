@@ -13,9 +13,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from yieldtune.errors import ConfigError, YieldtuneError
 from yieldtune.study.spec import STORAGE_ENV, StudySpec

@@ -187,5 +187,5 @@ def best_trial_or_none(study: "optuna.Study"):
             return None
 
 
-__all__ = ["load_study", "create_or_load_study", "enqueue_warm_start", "warm_start_configs", "state_counts", "trials_per_minute", "is_stepped_back",
-           "n_finished", "best_trial_or_none", "SPEC_ATTR", "BUDGET_ATTR"]
+__all__ = ["load_study", "create_or_load_study", "enqueue_warm_start", "warm_start_configs", "state_counts",
+           "trials_per_minute", "is_stepped_back", "n_finished", "best_trial_or_none", "SPEC_ATTR", "BUDGET_ATTR"]

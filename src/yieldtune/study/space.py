@@ -29,8 +29,9 @@ In the study file each entry of ``[search_space]`` is a fixed value (``pooling =
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from yieldtune.config import Family, RunConfig, validate_config
 from yieldtune.errors import ConfigError

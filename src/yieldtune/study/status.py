@@ -12,10 +12,9 @@ def study_status(spec: StudySpec, storage_url: str, *, n_trials: int | None = No
     """A JSON-ready summary of the study (counts, best trial, running trials with heartbeat age)."""
     from optuna.trial import TrialState
 
+    from yieldtune.study.pruners import trial_family
     from yieldtune.study.service import BUDGET_ATTR, best_trial_or_none, load_study, state_counts, trials_per_minute
     from yieldtune.study.storage import heartbeat_ages, redact_url
-
-    from yieldtune.study.pruners import trial_family
 
     study = load_study(spec, storage if storage is not None else storage_url, heartbeat=False)
     counts = state_counts(study)

@@ -22,8 +22,9 @@ import signal
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from yieldtune.errors import YieldtuneError
 from yieldtune.study.spec import StudySpec
@@ -224,7 +225,8 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
             elif ft.state == TrialState.PRUNED:
                 result.pruned += 1
                 consecutive_failures = 0
-                log(f"worker {worker_id}: trial {ft.number} ({ft.user_attrs.get('family', 'transformer')}) PRUNED at step {ft.last_step}")
+                family = ft.user_attrs.get("family", "transformer")
+                log(f"worker {worker_id}: trial {ft.number} ({family}) PRUNED at step {ft.last_step}")
             else:
                 result.failed += 1
                 consecutive_failures += 1

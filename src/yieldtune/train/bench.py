@@ -17,10 +17,10 @@ from torch import nn
 
 from yieldtune.chem.tokenizer import SmilesTokenizer, tokenize
 from yieldtune.config import ModelConfig
-from yieldtune.model.predictor import to_device
-from yieldtune.model.transformer import YieldTransformer
 from yieldtune.model.batching import bucketed_batches, encode_reactions, random_batches
 from yieldtune.model.device import autocast, resolve_device, resolve_precision
+from yieldtune.model.predictor import to_device
+from yieldtune.model.transformer import YieldTransformer
 from yieldtune.train.trainer import param_groups, seed_everything
 
 

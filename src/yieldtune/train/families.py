@@ -10,9 +10,10 @@ trains the configuration again for the steps its trial found best. :data:`FAMILI
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -83,8 +84,8 @@ class GBMFamily:
     name, step_name, best_step_attr = "gbm", "round", "best_iteration"
 
     def fit(self, config, train, val, *, device, cache_dir, metric, on_step):
-        from yieldtune.train.gbm import fit_gbm
         from yieldtune.metrics import regression_metrics
+        from yieldtune.train.gbm import fit_gbm
 
         def on_report(r) -> None:
             if on_step is not None:

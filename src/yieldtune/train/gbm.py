@@ -7,8 +7,8 @@ reports them to Optuna's pruner there); a refit (no validation rows) trains exac
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

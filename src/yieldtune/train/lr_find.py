@@ -22,10 +22,10 @@ from yieldtune.chem.tokenizer import SmilesTokenizer
 from yieldtune.config import RunConfig
 from yieldtune.data.table import ReactionTable
 from yieldtune.errors import DataError
-from yieldtune.model.predictor import to_device
-from yieldtune.model.transformer import YieldTransformer
 from yieldtune.model.batching import bucketed_batches, encode_reactions
 from yieldtune.model.device import autocast, resolve_device, resolve_precision
+from yieldtune.model.predictor import to_device
+from yieldtune.model.transformer import YieldTransformer
 from yieldtune.train.trainer import param_groups, seed_everything, target_scaling
 
 
@@ -71,7 +71,8 @@ def suggest_lr(lrs: list[float], losses: list[float], diverge_factor: float = 4.
     start_level = float(np.median(smoothed[lo:lo + window]))
     noise = float(np.std(np.asarray(losses[:max(window, n // 5)]))) / math.sqrt(window)
     if start_level - smoothed[at_min] < 3 * noise:
-        return None, None, (f"the loss never fell clearly below its starting level (by {start_level - smoothed[at_min]:.3f}, "
+        fall = start_level - smoothed[at_min]
+        return None, None, (f"the loss never fell clearly below its starting level (by {fall:.3f}, "
                             f"noise {noise:.3f}); use more --steps or a wider --start/--end")
     min_lr = float(lrs[at_min])
     return min_lr * fraction, min_lr, ""

@@ -24,13 +24,13 @@ from yieldtune.chem.tokenizer import SmilesTokenizer
 from yieldtune.config import RunConfig
 from yieldtune.data.table import ReactionTable
 from yieldtune.errors import DataError
+from yieldtune.metrics import mae, r2_score, rmse
+from yieldtune.model.batching import EncodedReactions, bucketed_batches, encode_reactions
+from yieldtune.model.device import autocast, needs_grad_scaler, resolve_device, resolve_precision
 from yieldtune.model.domain import Domain
 from yieldtune.model.features import MoleculeFeatures, ReactionFeatures, reaction_slots
 from yieldtune.model.predictor import YieldPredictor, to_device
 from yieldtune.model.transformer import YieldTransformer
-from yieldtune.model.batching import EncodedReactions, bucketed_batches, encode_reactions
-from yieldtune.model.device import autocast, needs_grad_scaler, resolve_device, resolve_precision
-from yieldtune.metrics import mae, r2_score, rmse
 from yieldtune.train.schedulers import build_scheduler
 
 

@@ -142,7 +142,8 @@ def test_missing_extra_is_one_clear_error(tmp_path):
     code = ("from yieldtune.chem.featurizers import make_featurizer\n"
             "from yieldtune.errors import ConfigError\n"
             "try:\n    make_featurizer('pretrained')\nexcept ConfigError as e:\n    print('ERR', e)\n")
-    out = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ERR ") and "yieldtune[pretrained]" in out.stdout and "transformers" in out.stdout
     assert len(out.stdout.strip().splitlines()) == 1

@@ -70,7 +70,8 @@ def test_save_load_json(tmp_path):
     assert np.array_equal(again.encode(REACTIONS[3], 128), tok.encode(REACTIONS[3], 128))
 
 
-@pytest.mark.parametrize("content", ["not json", '{"tokens": ["a"]}', '{"format": "yieldtune-smiles-vocab", "tokens": ["C"]}'])
+@pytest.mark.parametrize("content", ["not json", '{"tokens": ["a"]}',
+                                     '{"format": "yieldtune-smiles-vocab", "tokens": ["C"]}'])
 def test_bad_vocab_file_is_model_file_error(tmp_path, content):
     path = tmp_path / "vocab.json"
     path.write_text(content)

@@ -5,8 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from yieldtune.data import (DataSpec, ReactionTable, dedupe, duplicate_report, find_duplicates, kfold_indices,
-                            load_reactions, split_first_n, split_holdout)
+from yieldtune.data import (
+    DataSpec,
+    ReactionTable,
+    dedupe,
+    duplicate_report,
+    find_duplicates,
+    kfold_indices,
+    load_reactions,
+    split_first_n,
+    split_holdout,
+)
 from yieldtune.errors import DataError
 
 A = "Brc1ccccc1.C1COCCN1>CC(C)(C)[O-].[Na+]>c1ccc(N2CCOCC2)cc1"

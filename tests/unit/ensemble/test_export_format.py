@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 
 from yieldtune.ensemble.format import (
-    atomic_directory, check_safetensors, load_ensemble, read_predictions_csv, save_ensemble_dir,
-    verify_manifest, write_manifest,
+    atomic_directory,
+    check_safetensors,
+    load_ensemble,
+    read_predictions_csv,
+    save_ensemble_dir,
+    verify_manifest,
+    write_manifest,
 )
 from yieldtune.ensemble.predict import write_submission
 from yieldtune.errors import ModelFileError

@@ -10,8 +10,8 @@ import torch
 from yieldtune.chem.tokenizer import SmilesTokenizer
 from yieldtune.config import ModelConfig, RunConfig, TrainConfig
 from yieldtune.model import YieldPredictor, YieldTransformer
-from yieldtune.model.transformer import split_molecules
 from yieldtune.model.batching import EncodedReactions
+from yieldtune.model.transformer import split_molecules
 
 REACTIONS = [
     "Clc1ccccn1.Cc1ccc(N)cc1.CCN=P(N=P(N(C)C)(N(C)C)N(C)C)(N(C)C)N(C)C.Cc1cc(C)on1>>Cc1ccc(Nc2ccccn2)cc1",

@@ -52,7 +52,7 @@ def test_slots_follow_the_models_molecule_cut_and_randomized_molecules():
     mols = split_molecules(ids, pad_id=0, cls_id=tok.cls_id, dot_id=tok.index["."], arrow_id=tok.index[">"])
     k = mols.present.shape[1]
     assert slots.shape[1] >= k
-    for i, r in enumerate((rxn, variant)):
+    for i, _ in enumerate((rxn, variant)):
         # the token slot k decodes to a molecule whose canonical form is the feature slot's molecule
         for j in range(k):
             if not mols.present[i, j]:

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import TINY_SEARCH_SPACE, run_tune, study_toml
 from optuna.trial import TrialState
 
+from helpers import TINY_SEARCH_SPACE, run_tune, study_toml
 from yieldtune.data.synth import write_synthetic_plate
 from yieldtune.study.service import create_or_load_study, state_counts
 from yieldtune.study.spec import load_study_spec
