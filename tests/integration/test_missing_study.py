@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from helpers import TINY_SEARCH_SPACE, run_tune, study_toml
 
 

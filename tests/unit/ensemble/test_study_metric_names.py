@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import optuna
-from helpers import TINY_SEARCH_SPACE, study_toml
 
+from helpers import TINY_SEARCH_SPACE, study_toml
 from yieldtune.data.synth import write_synthetic_plate
 from yieldtune.ensemble.refit import enqueue_refits, refit_study_name
 from yieldtune.study.service import create_or_load_study
