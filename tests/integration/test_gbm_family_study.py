@@ -135,3 +135,18 @@ def test_bench_ensemble_reports_the_best_of_each_family_side_by_side(mixed_study
         assert rec[f"r2_ensemble_minus_best_{family}"] == pytest.approx(rec["r2_ensemble"] - rec[f"r2_best_{family}"],
                                                                        abs=1e-5)
     assert {m["family"] for m in rec["members"]} <= {"gbm", "transformer"}
+
+
+def test_report_splits_per_step_and_parameter_plots_by_family(mixed_study, tmp_path):
+    import re
+
+    root, path = mixed_study
+    run_tune("report", path, "--out", tmp_path / "rep", cwd=root)
+    page = (tmp_path / "rep" / "index.html").read_text()
+    sections = set(re.findall(r"<section id='([^']+)'>", page))
+    assert {"history", "timeline", "intermediate-gbm", "intermediate-transformer", "importances-gbm",
+            "parallel-transformer", "slice-model-size-transformer", "slice-gbm"} <= sections
+    assert "intermediate" not in sections and "slice-model-size-gbm" not in sections
+    assert "family: gbm" in page and "family: transformer" in page  # history legend / hover
+    rows = re.findall(r"<tr><td>(gbm|transformer)</td><td>(trial\d+-seed\d+)</td>", page)
+    assert [family for family, _ in rows] == ["gbm", "transformer"]  # the ensemble table, by family

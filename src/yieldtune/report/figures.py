@@ -1,7 +1,9 @@
 """The figures of a study report.
 
 Study plots come from :mod:`optuna.visualization` (plotly backend) and are only decorated here (the
-timeline gets per-worker colours); the ensemble plots are plain plotly scatter/bar charts of the hold-out
+timeline gets per-worker colours, the history per-family colours); in a study of several model families the
+plots where mixing families makes no sense (per-step values: epochs vs boosting rounds; parameters, which
+belong to one family) are drawn once per family; the ensemble plots are plain plotly scatter/bar charts of the hold-out
 predictions written by the ensemble step. A figure that cannot be drawn yet (too few trials, a parameter
 not in the search space) becomes a :class:`Section` with a note instead, so a young study still gets a page.
 """
@@ -45,7 +47,10 @@ SLICE_GROUPS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                            ("use_augmentation", "augment_ratio")),
     "slice-scheduler": ("Scheduler and learning rate", "Objective against the LR schedule and peak LR.",
                         ("scheduler", "lr", "warmup_frac")),
+    "slice-gbm": ("Boosting", "Objective against the GBM learning rate, leaves and feature blocks.",
+                  ("gbm_lr", "gbm_leaves", "gbm_blocks")),
 }
+_FAMILY_COLOURS = {"transformer": "#1f77b4", "gbm": "#2ca02c"}
 
 # Where a trial's worker is recorded; the first user attribute present wins (`tune worker` sets "worker").
 WORKER_ATTRS = ("worker_id", "worker", "hostname")
@@ -71,12 +76,36 @@ def match_params(study: "optuna.Study", keys: Sequence[str]) -> list[str]:
     return found
 
 
+def families_of(study: "optuna.Study") -> list[str]:
+    """The model families of the study's trials, in a stable order."""
+    from yieldtune.study.pruners import trial_family
+
+    return sorted({trial_family(t) for t in study.get_trials(deepcopy=False)})
+
+
 def _history(study: "optuna.Study") -> "go.Figure":
     from optuna.visualization import plot_optimization_history
 
-    if not _finished(study):
+    from yieldtune.study.pruners import trial_family
+
+    done = _finished(study)
+    if not done:
         raise _NotYet("no finished trial yet")
-    return plot_optimization_history(study)
+    fig = plot_optimization_history(study)
+    family = {t.number: trial_family(t) for t in done}
+    if len(set(family.values())) > 1:  # one marker colour per model family, the trial's family on hover
+        for trace in fig.data:
+            if trace.mode == "markers" and trace.x is not None:
+                fams = [family.get(int(n), "?") for n in trace.x]
+                trace.marker.color = [_FAMILY_COLOURS.get(f, "#7f7f7f") for f in fams]
+                trace.customdata = fams
+                trace.hovertemplate = "trial %{x}: %{y}<br>family: %{customdata}<extra></extra>"
+        import plotly.graph_objects as go
+
+        for f in sorted(set(family.values())):
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"family: {f}",
+                                     marker={"color": _FAMILY_COLOURS.get(f, "#7f7f7f")}, hoverinfo="skip"))
+    return fig
 
 
 def _intermediate(study: "optuna.Study") -> "go.Figure":
@@ -141,7 +170,10 @@ def _timeline(study: "optuna.Study") -> "go.Figure":
     if not trials:
         raise _NotYet("no trial yet")
     fig = plot_timeline(study)
+    from yieldtune.study.pruners import trial_family
+
     by_number = {t.number: worker_of(t) for t in trials}
+    family = {t.number: trial_family(t) for t in trials}
     workers = sorted({w for w in by_number.values() if w is not None})
     if not workers:
         return fig
@@ -151,8 +183,9 @@ def _timeline(study: "optuna.Study") -> "go.Figure":
         trace.marker.color = [colour.get(by_number.get(n), "#bbbbbb") for n in numbers]
         trace.marker.pattern = {"shape": _STATE_PATTERNS.get(trace.name, ""), "fillmode": "overlay",
                                 "fgcolor": "black", "size": 6, "solidity": 0.25}
-        trace.customdata = [by_number.get(n) or "?" for n in numbers]
-        trace.hovertemplate = "%{text}<br>worker: %{customdata}<extra>" + str(trace.name) + "</extra>"
+        trace.customdata = [[by_number.get(n) or "?", family.get(n, "?")] for n in numbers]
+        trace.hovertemplate = ("%{text}<br>worker: %{customdata[0]}<br>family: %{customdata[1]}<extra>"
+                               + str(trace.name) + "</extra>")
         trace.showlegend = False
     for state in [t.name for t in fig.data]:  # legend entries for the state patterns, in neutral grey
         fig.add_trace(go.Bar(x=[None], y=[None], orientation="h", name=state, legendgroup="state", showlegend=True,
@@ -169,9 +202,10 @@ def _timeline(study: "optuna.Study") -> "go.Figure":
 
 
 STUDY_FIGURES: list[tuple[str, str, str, Callable[["optuna.Study"], "go.Figure"]]] = [
-    ("history", "Optimization history", "Objective of every trial and the best so far.", _history),
-    ("intermediate", "Intermediate values", "Per-epoch validation value of each trial; pruned trials stop early.",
-     _intermediate),
+    ("history", "Optimization history", "Objective of every trial and the best so far (colour: model family).",
+     _history),
+    ("intermediate", "Intermediate values", "Per-step validation value of each trial (epochs for Transformers, "
+     "boosting rounds for GBMs); pruned trials stop early.", _intermediate),
     ("importances", "Parameter importances", "How much each hyperparameter explains the objective.", _importances),
     ("parallel", "Parallel coordinates", "Each complete trial as a line through its parameter values.", _parallel),
     *[(key, title, caption, _slice(keys)) for key, (title, caption, keys) in SLICE_GROUPS.items()],
@@ -182,16 +216,31 @@ STUDY_FIGURES: list[tuple[str, str, str, Callable[["optuna.Study"], "go.Figure"]
 
 def study_sections(study: "optuna.Study") -> list[Section]:
     """Every study figure of the report, each drawn by optuna.visualization or replaced by a note."""
+    from yieldtune.study.pruners import family_view
+
     if len(study.directions) != 1:
         return [Section("multi-objective", "Study plots", "", note="multi-objective studies are not plotted here; "
                         "use `tune dashboard` for Pareto fronts")]
+    families = families_of(study)
     sections = []
     for key, title, caption, build in STUDY_FIGURES:
-        try:
-            sections.append(Section(key, title, caption, figure=build(study)))
-        except _NotYet as why:
-            sections.append(Section(key, title, caption, note=str(why)))
+        if key == "slice-gbm" and "gbm" not in families:
+            continue
+        per_family = len(families) > 1 and key in PER_FAMILY_FIGURES
+        views = [(f, family_view(study, f)) for f in families] if per_family else [(None, study)]
+        for family, view in views:
+            if family is not None and key.startswith("slice-") and (key == "slice-gbm") != (family == "gbm"):
+                continue  # a slice group's parameters belong to one family
+            k, t = (key, title) if family is None or key == "slice-gbm" else (f"{key}-{family}", f"{title} ({family})")
+            try:
+                sections.append(Section(k, t, caption, figure=build(view)))
+            except _NotYet as why:
+                sections.append(Section(k, t, caption, note=str(why)))
     return sections
+
+
+# drawn once per model family in a study of several: steps and parameters differ between families
+PER_FAMILY_FIGURES = ("intermediate", "importances", "parallel", *SLICE_GROUPS)
 
 
 def ensemble_sections(summary: "EnsembleSummary") -> list[Section]:
@@ -199,16 +248,18 @@ def ensemble_sections(summary: "EnsembleSummary") -> list[Section]:
     import plotly.graph_objects as go
 
     scores = summary.scores()
-    names = list(scores)
+    family = {m.name: m.family for m in summary.members}
+    names = sorted(scores, key=lambda n: (n == "ensemble", family.get(n, ""), n))  # members grouped by family
     bars = go.Figure(go.Bar(
-        x=names, y=[scores[n] for n in names],
-        marker={"color": ["#d62728" if n == "ensemble" else "#1f77b4" for n in names]},
+        x=[n if n == "ensemble" else f"{n} ({family.get(n, '?')})" for n in names], y=[scores[n] for n in names],
+        marker={"color": ["#d62728" if n == "ensemble" else _FAMILY_COLOURS.get(family.get(n, ""), "#7f7f7f")
+                          for n in names]},
         text=[f"{scores[n]:.3f}" for n in names], textposition="outside",
         hovertemplate="%{x}: R² %{y:.4f}<extra></extra>"))
     bars.update_layout(title="Hold-out R² of each member and of the ensemble", yaxis_title="R²",
                        xaxis_title="model")
-    sections = [Section("ensemble-r2", "Ensemble R²", "Hold-out R² of each member and of the weighted ensemble.",
-                        figure=bars)]
+    sections = [Section("ensemble-r2", "Ensemble R²", "Hold-out R² of each member (grouped and coloured by model "
+                        "family) and of the weighted ensemble.", figure=bars)]
     frame = summary.predictions
     if frame is None:
         sections.append(Section("ensemble-predictions", "Predicted vs true", "",

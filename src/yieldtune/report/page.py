@@ -37,6 +37,7 @@ class EnsembleMember:
     seed: int | None = None
     weight: float = 0.0
     r2: float | None = None
+    family: str = "transformer"
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ def load_ensemble_summary(directory: Path | str | None) -> EnsembleSummary | Non
             seed=None if raw.get("seed") is None else int(raw["seed"]),
             weight=_number(raw.get("weight", 0.0), path, f"members[{i}].weight") or 0.0,
             r2=_number(raw.get("r2"), path, f"members[{i}].r2"),
+            family=str(raw.get("family", "transformer")),
         ))
     predictions = None
     csv = directory / HOLDOUT_CSV
@@ -174,13 +176,17 @@ def _summary_table(study: "optuna.Study", storage_label: str | None) -> str:
 
 
 def _ensemble_table(summary: EnsembleSummary) -> str:
-    head = "<tr><th>member</th><th>trial</th><th>seed</th><th>weight</th><th>hold-out R²</th></tr>"
+    """Members grouped by model family (family, member, trial, seed, weight, R²), then the ensemble."""
+    head = ("<tr><th>family</th><th>member</th><th>trial</th><th>seed</th><th>weight</th><th>hold-out R²</th>"
+            "</tr>")
     scores = summary.scores()
+    members = sorted(summary.members, key=lambda m: m.family)
     rows = "".join(
-        f"<tr><td>{_e(m.name)}</td><td>{_e('–' if m.trial_number is None else m.trial_number)}</td>"
+        f"<tr><td>{_e(m.family)}</td><td>{_e(m.name)}</td>"
+        f"<td>{_e('–' if m.trial_number is None else m.trial_number)}</td>"
         f"<td>{_e('–' if m.seed is None else m.seed)}</td><td>{_fmt(m.weight)}</td>"
-        f"<td>{_fmt(scores.get(m.name))}</td></tr>" for m in summary.members)
-    tail = (f"<tr><th>ensemble</th><td></td><td></td><td>{_fmt(sum(m.weight for m in summary.members))}</td>"
+        f"<td>{_fmt(scores.get(m.name))}</td></tr>" for m in members)
+    tail = (f"<tr><th>ensemble</th><td></td><td></td><td></td><td>{_fmt(sum(m.weight for m in summary.members))}</td>"
             f"<th>{_fmt(scores.get('ensemble'))}</th></tr>")
     extra = (f"<p class='caption'>mean member R² {_fmt(summary.r2_mean)}, best member R² "
              f"{_fmt(summary.r2_best_member)}, ensemble R² {_fmt(scores.get('ensemble'))}</p>")

@@ -92,6 +92,14 @@ class _FamilyStorage:
         return getattr(self._inner, name)
 
 
+def family_view(study: "optuna.Study", family: str, pruner=None) -> "optuna.Study":
+    """``study`` as a study holding only the trials of ``family`` (read-only use: pruners, plots)."""
+    import optuna
+
+    return optuna.Study(study_name=study.study_name, storage=_FamilyStorage(study._storage, family),
+                        sampler=study.sampler, pruner=pruner)
+
+
 def _build(cfg):
     return PRUNERS[cfg.type](cfg)
 
@@ -113,13 +121,9 @@ class FamilyPruner:
         return self._inner[family]
 
     def prune(self, study: "optuna.Study", trial) -> bool:
-        import optuna
-
         family = trial_family(trial)
         inner = self.inner(family)
-        view = optuna.Study(study_name=study.study_name, storage=_FamilyStorage(study._storage, family),
-                            sampler=study.sampler, pruner=inner)
-        return inner.prune(view, trial)
+        return inner.prune(family_view(study, family, inner), trial)
 
 
 @functools.lru_cache(maxsize=1)
@@ -145,4 +149,4 @@ def build_pruner(cfg, *, by_family: bool = False) -> "optuna.pruners.BasePruner"
         return _family_pruner_class()(cfg)
 
 
-__all__ = ["PRUNERS", "build_pruner", "FamilyPruner", "trial_family", "FAMILY_ATTR"]
+__all__ = ["PRUNERS", "build_pruner", "FamilyPruner", "family_view", "trial_family", "FAMILY_ATTR"]
