@@ -229,11 +229,13 @@ def test_sigkilled_worker_behind_proxy_is_failed_and_retried(tmp_path):
             except KeyError:  # the study is not created yet
                 running = []
             doomed = next((t for t in running if t.user_attrs.get("worker") == "victim"
-                           and t.user_attrs.get("epochs") and BEAT_ATTR in t.system_attrs), None)
+                           and t.user_attrs.get("epochs")), None)
             time.sleep(0.2)
         assert doomed is not None, "the victim never got a trial into training"
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
+        beat = optuna.load_study(study_name="killed", storage=db_url)._storage.get_trial(doomed._trial_id)
+        assert BEAT_ATTR in beat.system_attrs  # its heartbeats came through the proxy
         out, _ = survivor.communicate(timeout=400)
         assert survivor.returncode == 0, out[-3000:]
     finally:
