@@ -71,6 +71,10 @@ def load_study_tables(spec: StudySpec) -> tuple[ReactionTable, ReactionTable | N
     path, reg_spec = _dataset_path(spec, spec.data.dataset, "data.dataset")
     dspec = data_spec_for(spec, reg_spec)
     table = require_varying_target(load_reactions(path, dspec), dspec.target)
+    if spec.data.shuffle_seed is not None:  # the order pandas.DataFrame.sample(frac=1, random_state=seed) gives
+        import numpy as np
+
+        table = table.subset(np.random.RandomState(spec.data.shuffle_seed).permutation(len(table)))
     test = None
     if spec.data.train_rows is not None:
         table, test = split_first_n(table, spec.data.train_rows)

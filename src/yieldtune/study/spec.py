@@ -37,6 +37,8 @@ class DataSection(DataSpec):
     test: str | None = Field(None, description="optional test file (path relative to the study file)")
     train_rows: int | None = Field(None, ge=1, description="first N rows are train, the rest test (standard splits)")
     max_rows: int | None = Field(None, ge=2, description="use only the first N train rows (quick studies)")
+    shuffle_seed: int | None = Field(None, ge=0, description="shuffle the rows with this seed before train_rows / "
+                                     "max_rows (for files in a meaningful order, e.g. aichem2024)")
 
     def data_spec(self) -> DataSpec:
         return DataSpec(**{k: getattr(self, k) for k in DataSpec.model_fields})

@@ -111,3 +111,21 @@ def test_hyperband_brackets_see_only_the_trials_family():
     for v in (0.90, 0.95, 0.92, 0.93, 0.91, 0.94):
         _run(study, "gbm", v)
     assert not _run(study, "transformer", 0.05)
+
+
+def test_shuffle_seed_reorders_rows_before_the_train_rows_split(tmp_path):
+    import numpy as np
+
+    from yieldtune.data.synth import write_synthetic_plate
+    from yieldtune.study.datasets import load_study_tables
+
+    write_synthetic_plate(tmp_path / "plate.csv", n=30)
+    base = {"name": "s", "data": {"dataset": "plate.csv", "train_rows": 20}}
+    plain = parse_study_spec(base, source="t", path=tmp_path / "s.toml")
+    shuffled = parse_study_spec({**base, "data": {**base["data"], "shuffle_seed": 0}}, source="t",
+                                path=tmp_path / "s.toml")
+    (a_train, a_test), (b_train, b_test) = load_study_tables(plain), load_study_tables(shuffled)
+    order = np.random.RandomState(0).permutation(30)  # = pandas.DataFrame.sample(frac=1, random_state=0)
+    everything = a_train.concat(a_test)
+    assert b_train.ids == [everything.ids[i] for i in order[:20]]
+    assert b_test.ids == [everything.ids[i] for i in order[20:]]
