@@ -232,6 +232,11 @@ def test_sigkilled_worker_behind_proxy_is_failed_and_retried(tmp_path):
                            and t.user_attrs.get("epochs")), None)
             time.sleep(0.2)
         assert doomed is not None, "the victim never got a trial into training"
+        from yieldtune.study.spec import load_study_spec
+        from yieldtune.study.status import study_status
+
+        shown = study_status(load_study_spec(study_file), grpc_url)["running"]
+        assert any(r["heartbeat_age_s"] is not None and r["heartbeat_age_s"] < 30 for r in shown), shown
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
         beat = optuna.load_study(study_name="killed", storage=db_url)._storage.get_trial(doomed._trial_id)

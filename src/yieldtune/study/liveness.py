@@ -36,6 +36,14 @@ def _retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     callback(study, trial)
 
 
+def proxied_heartbeat_age(trial: FrozenTrial) -> float | None:
+    """Seconds since a proxied worker's last heartbeat for ``trial`` by the sender's clock (None: no such beat)."""
+    beat = trial.system_attrs.get(BEAT_ATTR)
+    if not isinstance(beat, dict) or not isinstance(beat.get("at"), (int, float)):
+        return None
+    return max(0.0, time.time() - float(beat["at"]))
+
+
 class GrpcStorageWithHeartbeat(GrpcStorageProxy, BaseHeartbeat):
     """Optuna's gRPC client plus heartbeats carried as a trial system attribute through the proxy."""
 
@@ -125,4 +133,4 @@ def watch_silent_trials(host: str, port: int, *, every: float = 2.0, stop: threa
     return thread
 
 
-__all__ = ["BEAT_ATTR", "GrpcStorageWithHeartbeat", "watch_silent_trials"]
+__all__ = ["BEAT_ATTR", "GrpcStorageWithHeartbeat", "proxied_heartbeat_age", "watch_silent_trials"]

@@ -12,6 +12,7 @@ def study_status(spec: StudySpec, storage_url: str, *, n_trials: int | None = No
     """A JSON-ready summary of the study (counts, best trial, running trials with heartbeat age)."""
     from optuna.trial import TrialState
 
+    from yieldtune.study.liveness import proxied_heartbeat_age
     from yieldtune.study.pruners import trial_family
     from yieldtune.study.service import BUDGET_ATTR, best_trial_or_none, load_study, state_counts, trials_per_minute
     from yieldtune.study.storage import heartbeat_ages, redact_url
@@ -25,6 +26,9 @@ def study_status(spec: StudySpec, storage_url: str, *, n_trials: int | None = No
     best = best_trial_or_none(study)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     ages = heartbeat_ages(study._storage, [t._trial_id for t in running])
+    for t in running:  # workers behind `tune proxy` send their heartbeats as a trial attribute
+        if t._trial_id not in ages and (age := proxied_heartbeat_age(t)) is not None:
+            ages[t._trial_id] = age
     now = datetime.datetime.now()
     rate = trials_per_minute(study)
     return {
