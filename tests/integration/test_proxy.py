@@ -204,9 +204,9 @@ def test_sigkilled_worker_behind_proxy_is_failed_and_retried(tmp_path):
     from yieldtune.study.liveness import BEAT_ATTR
 
     write_synthetic_plate(tmp_path / "plate.csv", n=60)
-    space = tiny_search_space(epochs=40, fixed="[fixed.model]\nmax_len = 128\n")
+    space = tiny_search_space(epochs=30, fixed="[fixed.model]\nmax_len = 128\n")
     study_file = tmp_path / "killed.toml"
-    study_file.write_text(study_toml("killed", search_space=space, n_trials=3, max_retry=1))
+    study_file.write_text(study_toml("killed", search_space=space, n_trials=2, max_retry=1))
     db_url = f"sqlite:///{tmp_path / 'killed.db'}"
     port = free_port()
     proxy = start_proxy(db_url, port)
@@ -253,7 +253,7 @@ def test_sigkilled_worker_behind_proxy_is_failed_and_retried(tmp_path):
     trials = optuna.load_study(study_name="killed", storage=db_url).trials
     states = {t.number: t.state for t in trials}
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING], states
-    assert sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials) == 3
+    assert sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials) == 2
     assert states[doomed.number] == optuna.trial.TrialState.FAIL
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == doomed.number]
     assert len(retries) == 1 and retries[0].params == doomed.params
