@@ -6,6 +6,10 @@ leave its trial RUNNING until a heartbeat check). :class:`ReconnectingRDBStorage
 that failed because the connection was lost, with exponential backoff, for up to ``reconnect_timeout``
 seconds, logging one line when the connection is lost and one when it is back. Pooled connections are
 health-checked on checkout (``pool_pre_ping``), so the first call after the server returns reconnects.
+
+A write whose commit reached the server just before the connection broke is sent again: a trial state change
+then finds the trial already in that state and counts as done. Creating a trial is the one write this cannot
+tell apart; if the break falls exactly inside its commit, an extra RUNNING trial without heartbeats is left.
 """
 
 from __future__ import annotations
