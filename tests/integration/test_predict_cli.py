@@ -61,7 +61,8 @@ def test_invalid_rows_are_listed_and_fail_without_skip(model_dir, tmp_path):
     src = list(csv.DictReader(inp.open()))
     keep = [r for i, r in enumerate(src) if i + 2 not in (4, 7)]
     assert [r["rxnid"] for r in rows] == [r["rxnid"] for r in keep]
-    assert list(rows[0]) == [*src[0].keys(), "yield_pred", "yield_std"]
+    assert list(rows[0]) == [*src[0].keys(), "yield_pred", "yield_std", "similarity_reactants", "similarity_agents",
+                             "similarity_products", "similarity_min"]
     assert rows[0]["Yield"] == keep[0]["Yield"]  # input cells are passed through unchanged
     preds = np.array([float(r["yield_pred"]) for r in rows])
     stds = np.array([float(r["yield_std"]) for r in rows])

@@ -11,7 +11,8 @@ import click
 @click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.argument("input_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="CSV to write: the input rows plus yield_pred, yield_std.")
+              help="CSV to write: the input rows plus yield_pred, yield_std and, for models saved with their "
+                   "training molecules, similarity_reactants/_agents/_products/_min (applicability domain).")
 @click.option("--tta", type=click.IntRange(min=0), default=None,
               help="Randomized SMILES copies per reaction (default: the model's stored setting).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the TTA copies.")
@@ -36,6 +37,7 @@ def predict(model_dir: Path, input_file: Path, out_file: Path, tta: int | None, 
     from yieldtune.ensemble.format import load_ensemble
     from yieldtune.ensemble.predict import input_spec, predict_file
     from yieldtune.errors import DataError
+    from yieldtune.model.domain import WARN_BELOW
 
     ensemble = load_ensemble(model_dir, device=device)
     spec = input_spec(input_file, layout=layout, rxn_column=rxn_column, id_column=id_column)
@@ -48,6 +50,11 @@ def predict(model_dir: Path, input_file: Path, out_file: Path, tta: int | None, 
     result.write_rows(out_file)
     if submission_file is not None:
         result.write_submission(submission_file)
+    outside = result.n_outside_domain(WARN_BELOW)
+    if outside:
+        click.echo(f"warning: {outside} of {len(result.mean)} rows have a molecule unlike every training molecule "
+                   f"of its role (similarity_min < {WARN_BELOW}, nearest-neighbour Tanimoto on Morgan "
+                   f"fingerprints): their predictions are extrapolations", err=True)
     left_out = f", {len(result.problems)} invalid row(s) left out" if result.problems else ""
     click.echo(f"predicted {len(result.mean)} rows -> {out_file}{left_out}")
 

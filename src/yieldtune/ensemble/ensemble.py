@@ -72,6 +72,16 @@ class Ensemble:
             stds[:, j] = np.asarray(sd, dtype=np.float64)
         return means, stds
 
+    def applicability(self, reactions) -> np.ndarray | None:
+        """``[N, 4]`` nearest-neighbour Tanimoto similarity of each role's molecules to the training molecules
+        (reactants, agents, products, min over roles), from the first member saved with a domain; else None."""
+        rxns = list(getattr(reactions, "reactions", reactions))
+        for m in self.members:
+            domain = getattr(m.predictor, "domain", None)
+            if domain is not None:
+                return domain.similarity(rxns)
+        return None
+
     def predict(self, reactions, *, tta: int | None = None, seed: int = 0,
                 batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Weighted mean and std per reaction (float64)."""

@@ -15,12 +15,14 @@ import numpy as np
 from yieldtune.ensemble.auto import ensemble_dir
 from yieldtune.ensemble.format import (
     ENSEMBLE_JSON,
+    MEMBERS_DIR,
     _write_json,
     atomic_directory,
     copy_ensemble_files,
     is_nonempty_dir,
     load_ensemble,
     read_ensemble_json,
+    read_json,
     save_ensemble_dir,
     verify_manifest,
     write_manifest,
@@ -76,8 +78,23 @@ def _single_trial_dir(spec, study, trial, tmp: Path) -> tuple[dict, Path, Any]:
     return {"entry": entry, "info": info, "holdout": holdout}, src, None
 
 
+def member_featurizers(directory: Path) -> dict[str, str]:
+    """Member name -> its molecule featurizers with their parameters (``"none"``), from each config.json."""
+    out = {}
+    for member in sorted((directory / MEMBERS_DIR).iterdir()) if (directory / MEMBERS_DIR).is_dir() else []:
+        try:
+            feats = (read_json(member / "config.json").get("molecule_features") or {}).get("featurizers") or []
+            out[member.name] = ", ".join(
+                f["name"] + (f" ({', '.join(f'{k} {v}' for k, v in f['params'].items())})" if f.get("params") else "")
+                + (", robust-scaled on the training molecules" if f.get("scaler") else "")
+                for f in feats) or "none"
+        except (ModelFileError, AttributeError, KeyError, TypeError):
+            out[member.name] = "unknown (no readable config.json)"
+    return out
+
+
 def _model_card(spec, study, info: dict, best, counts: dict[str, int], data_file: Path | None,
-                note: str | None, out_name: str) -> str:
+                note: str | None, out_name: str, featurizers: dict[str, str] | None = None) -> str:
     from yieldtune.study.space import describe
 
     lines = [f"# Model card: {spec.name}", ""]
@@ -111,6 +128,13 @@ def _model_card(spec, study, info: dict, best, counts: dict[str, int], data_file
     for m in info.get("members", []):
         lines.append(f"| {m['name']} | {m.get('trial_number')} | {m.get('seed')} | {m['weight']:.4f} | "
                      f"{m.get('r2', float('nan')):.4f} |")
+    if featurizers:
+        lines += ["", "## Molecule features", "",
+                  "Computed with RDKit (and rxnmapper's ALBERT for `pretrained`) from the settings saved with each "
+                  "member, also for molecules never seen in training; `tune predict` adds similarity_* columns "
+                  "(nearest-neighbour Tanimoto to the training molecules of each role).", "",
+                  "| member | featurizers |", "|---|---|"]
+        lines += [f"| {name} | {text} |" for name, text in featurizers.items()]
     lines += ["", "## Validation metrics", "",
               f"On {info.get('n_holdout', '?')} validation rows (trial models, which never saw them):", "",
               f"- R² Caruana-weighted ensemble: {info.get('r2_ensemble', float('nan')):.4f}",
@@ -184,7 +208,8 @@ def export_best(spec, storage_url: str, out: str | Path, *, force: bool = False,
                                                "metric": spec.objective.metric, "params": best.params,
                                                "config": best.user_attrs.get("config")})
         (tmp / "MODEL_CARD.md").write_text(
-            _model_card(spec, study, info, best, counts, _dataset_file(spec), note, out.name), encoding="utf-8")
+            _model_card(spec, study, info, best, counts, _dataset_file(spec), note, out.name,
+                        member_featurizers(tmp)), encoding="utf-8")
         if predict is not None:
             ens = load_ensemble(tmp, device=device)
             fp = predict_file(ens, predict, data_spec)

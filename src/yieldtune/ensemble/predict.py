@@ -28,13 +28,21 @@ class FilePredictions:
     """Predictions for the valid rows of an input file, plus the rows that could not be predicted."""
 
     def __init__(self, path: Path, header: list[str], rows: list[tuple[int, list[str]]], delimiter: str,
-                 table, problems: list, mean: np.ndarray, std: np.ndarray) -> None:
+                 table, problems: list, mean: np.ndarray, std: np.ndarray,
+                 similarity: np.ndarray | None = None) -> None:
         self.path, self.header, self.rows, self.delimiter = path, header, rows, delimiter
         self.table, self.problems, self.mean, self.std = table, problems, mean, std
+        self.similarity = similarity  # [N, 4] applicability domain (see yieldtune.model.domain) or None
 
     @property
     def by_row(self) -> dict[int, tuple[float, float]]:
         return {r: (float(m), float(s)) for r, m, s in zip(self.table.rows, self.mean, self.std)}
+
+    def n_outside_domain(self, threshold: float) -> int:
+        """Rows whose least familiar molecule is below ``threshold`` similarity to the training molecules."""
+        if self.similarity is None:
+            return 0
+        return int(np.sum(self.similarity[:, -1] < threshold))
 
     def problem_lines(self) -> list[str]:
         return [f"{self.path}: row {p.row}, column {p.column!r}: {p.reason}" for p in self.problems]
@@ -44,14 +52,19 @@ class FilePredictions:
         import csv
         import io
 
+        from yieldtune.model.domain import ROLE_NAMES
+
         preds = self.by_row
+        sims = {} if self.similarity is None else dict(zip(self.table.rows, self.similarity))
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow([*self.header, "yield_pred", "yield_std"])
+        extra = [] if self.similarity is None else [f"similarity_{r}" for r in (*ROLE_NAMES, "min")]
+        writer.writerow([*self.header, "yield_pred", "yield_std", *extra])
         for line, cells in self.rows:
             if line in preds:
                 m, s = preds[line]
-                writer.writerow([*cells, FLOAT_FORMAT % m, FLOAT_FORMAT % s])
+                sim = ["" if np.isnan(v) else "%.4f" % v for v in sims[line]] if sims else []
+                writer.writerow([*cells, FLOAT_FORMAT % m, FLOAT_FORMAT % s, *sim])
         write_atomic(out, buf.getvalue())
 
     def write_predictions(self, out: str | Path) -> None:
@@ -99,4 +112,5 @@ def predict_file(ensemble: Ensemble, path: str | Path, data_spec=None, *, tta: i
     result = read_reactions(path, data_spec, drop_invalid=True)
     header, rows, delimiter = read_csv_rows(path, data_spec.delimiter)
     mean, std = ensemble.predict(result.table.reactions, tta=tta, seed=seed, batch_size=batch_size)
-    return FilePredictions(path, header, rows, delimiter, result.table, result.problems, mean, std)
+    similarity = ensemble.applicability(result.table.reactions)
+    return FilePredictions(path, header, rows, delimiter, result.table, result.problems, mean, std, similarity)

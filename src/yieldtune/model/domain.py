@@ -21,7 +21,7 @@ from yieldtune.files import atomic_path
 
 ROLE_NAMES = ("reactants", "agents", "products")
 N_BITS, RADIUS = 2048, 2
-WARN_BELOW = 0.4
+WARN_BELOW = 0.6
 
 
 def fingerprints(smiles: Sequence[str]) -> np.ndarray:
