@@ -63,7 +63,7 @@ class FilePredictions:
         for line, cells in self.rows:
             if line in preds:
                 m, s = preds[line]
-                sim = ["" if np.isnan(v) else "%.4f" % v for v in sims[line]] if sims else []
+                sim = ["" if np.isnan(v) else f"{v:.4f}" for v in sims[line]] if sims else []
                 writer.writerow([*cells, FLOAT_FORMAT % m, FLOAT_FORMAT % s, *sim])
         write_atomic(out, buf.getvalue())
 
