@@ -67,6 +67,9 @@ class ModelConfig(_Strict):
     def _heads_divide_d_model(self) -> "ModelConfig":
         if self.d_model % self.n_heads:
             raise ValueError(f"model.n_heads ({self.n_heads}) must divide model.d_model ({self.d_model})")
+        if self.encoder == "pretrained" and self.max_len > 512:
+            raise ValueError(f"model.max_len ({self.max_len}) must be <= 512 with model.encoder = \"pretrained\" "
+                             "(the ALBERT's positions)")
         if len(set(self.molecule_features)) != len(self.molecule_features):
             raise ValueError(f"model.molecule_features lists a featurizer twice: {list(self.molecule_features)}")
         return self

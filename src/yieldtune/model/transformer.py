@@ -16,6 +16,7 @@ much a batch is padded never changes a prediction.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -191,7 +192,8 @@ class YieldTransformer(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int = 0,
-                 separators: tuple[int, int, int] | None = None, feature_dim: int = 0) -> None:
+                 separators: tuple[int, int, int] | None = None, feature_dim: int = 0,
+                 tokens: list[str] | None = None) -> None:
         super().__init__()
         self.cfg, self.pad_id, self.feature_dim = cfg, pad_id, feature_dim
         if feature_dim and separators is None:
@@ -200,14 +202,18 @@ class YieldTransformer(nn.Module):
         if self.hierarchical and separators is None:
             raise ValueError("the hierarchical architecture needs the separator token ids (use for_tokenizer)")
         self.separators = separators
-        self.embed = nn.Embedding(vocab_size, cfg.d_model, padding_idx=pad_id)
-        nn.init.normal_(self.embed.weight, std=0.02)
-        with torch.no_grad():
-            self.embed.weight[pad_id].zero_()
-        self.positions = POSITIONAL_ENCODINGS[cfg.positional](cfg.max_len, cfg.d_model)
+        self.pretrained = cfg.encoder == "pretrained"
+        if self.pretrained:
+            self._init_albert(tokens)
+        else:
+            self.embed = nn.Embedding(vocab_size, cfg.d_model, padding_idx=pad_id)
+            nn.init.normal_(self.embed.weight, std=0.02)
+            with torch.no_grad():
+                self.embed.weight[pad_id].zero_()
+            self.positions = POSITIONAL_ENCODINGS[cfg.positional](cfg.max_len, cfg.d_model)
+            self.layers = nn.ModuleList(
+                EncoderLayer(cfg.d_model, cfg.n_heads, cfg.ffn_dim, cfg.dropout) for _ in range(cfg.n_layers))
         self.dropout = ByteDropout(cfg.dropout)
-        self.layers = nn.ModuleList(
-            EncoderLayer(cfg.d_model, cfg.n_heads, cfg.ffn_dim, cfg.dropout) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
         if self.hierarchical:
             self.roles = nn.Embedding(N_ROLES, cfg.d_model)
@@ -232,7 +238,23 @@ class YieldTransformer(nn.Module):
     def for_tokenizer(cls, cfg: ModelConfig, tokenizer: "SmilesTokenizer", feature_dim: int = 0) -> "YieldTransformer":
         """The model for ``tokenizer``'s vocabulary (its PAD, CLS and separator ids)."""
         seps = (tokenizer.cls_id, tokenizer.index["."], tokenizer.index[">"])
-        return cls(cfg, tokenizer.vocab_size, tokenizer.pad_id, seps, feature_dim)
+        return cls(cfg, tokenizer.vocab_size, tokenizer.pad_id, seps, feature_dim, tokenizer.tokens)
+
+    def _init_albert(self, tokens: list[str] | None) -> None:
+        """``encoder = "pretrained"``: rxnmapper's ALBERT (fine-tuned here) reads the tokens; our token ids
+        map to its vocabulary through a fixed table (unknown tokens to its ``[UNK]``); its 256-wide states are
+        projected to ``d_model`` when that differs."""
+        from yieldtune.chem.featurizers import load_albert
+
+        if tokens is None:
+            raise ValueError("the pretrained encoder needs the tokenizer's tokens (use for_tokenizer)")
+        albert, vocab = load_albert()
+        self.albert = copy.deepcopy(albert).train()
+        ids = [vocab.get(t, vocab["[UNK]"]) for t in tokens]
+        ids[self.pad_id] = vocab["[PAD]"]
+        self.register_buffer("albert_ids", torch.tensor(ids, dtype=torch.long), persistent=False)
+        hidden = albert.config.hidden_size
+        self.albert_proj = nn.Identity() if hidden == self.cfg.d_model else nn.Linear(hidden, self.cfg.d_model)
 
     def _split(self, ids: torch.Tensor) -> MoleculeBatch:
         cls_id, dot_id, arrow_id = self.separators
@@ -257,6 +279,9 @@ class YieldTransformer(nn.Module):
     def _encode_tokens(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[N, L]`` ids -> normalized hidden states ``[N, L, d]`` and the padding mask."""
         pad = ids == self.pad_id  # bool [N, L]: True = padding
+        if self.pretrained:
+            out = self.albert(input_ids=self.albert_ids[ids], attention_mask=(~pad).long()).last_hidden_state
+            return self.norm(self.albert_proj(out)), pad
         keep = (~pad)[:, None, None, :]  # bool mask in SDPA's convention, broadcast over heads and queries
         x = self.dropout(self.embed(ids) + self.positions(ids.shape[1]))
         for layer in self.layers:
