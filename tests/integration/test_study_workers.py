@@ -170,8 +170,7 @@ def test_warm_start_runs_listed_configs_first_and_status_json(tmp_path):
     study = create_or_load_study(spec, storage)
     create_or_load_study(spec, storage)  # a second creation does not enqueue again
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 2
-    result = run_worker(spec, storage, device="cpu", worker_id="solo", threads=1, handle_signals=False,
-                        log=lambda _m: None)
+    result = run_worker(spec, storage, device="cpu", worker_id="solo", threads=1, handle_signals=False)
     assert (result.complete, result.pruned, result.failed) == (3, 0, 0)
     trials = sorted(study.get_trials(), key=lambda t: t.number)
     assert trials[0].params == {"lr": 0.002, "pooling": "mean"} and trials[0].user_attrs["warm_start"]
@@ -285,8 +284,7 @@ def test_kfold_minimize_metric_reports_fold0_and_uploads_out_of_fold_predictions
     study_file.write_text(text + '\n[objective]\nmetric = "mae"\n')
     spec = load_study_spec(study_file)
     assert spec.validation.scheme == "kfold" and spec.direction == "minimize"
-    result = run_worker(spec, storage, device="cpu", worker_id="kf", threads=1, handle_signals=False,
-                        log=lambda _m: None)
+    result = run_worker(spec, storage, device="cpu", worker_id="kf", threads=1, handle_signals=False)
     assert result.complete == 1
     study = load_study(spec, storage, heartbeat=False)
     trial = study.best_trial

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import click
+
+
+def quiet_optuna(level: int = logging.WARNING) -> None:
+    """Optuna's own log at ``level`` and its ExperimentalWarnings off, for this process.
+
+    Called first by the commands that use Optuna: process-wide logging and warning filters are the
+    entry point's to set, never the library's.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(level)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 storage_option = click.option(
     "--storage", envvar="TUNE_STORAGE", default=None,

@@ -8,7 +8,7 @@ import json
 
 import click
 
-from yieldtune.cli._common import device_option, json_option, storage_option
+from yieldtune.cli._common import device_option, json_option, quiet_optuna, storage_option
 from yieldtune.cli.train import data_options, load_table
 
 
@@ -153,10 +153,6 @@ def _echo_summary(summary: dict, as_json: bool) -> None:
         click.echo("summary: " + ", ".join(f"{k}={v}" for k, v in summary.items() if k not in ("bench", "summary")))
 
 
-def _log(msg: str) -> None:
-    click.echo(msg, err=True)
-
-
 @bench_group.command("workers")
 @click.argument("study_file")
 @click.option("--storage", required=True, envvar="TUNE_STORAGE",
@@ -170,12 +166,13 @@ def _log(msg: str) -> None:
 def bench_workers_cmd(study_file, storage, jobs, n_trials, device, keep, as_json) -> None:
     """Run STUDY_FILE's search once per --jobs value (fresh study, same sampler seed, no ensemble step) and
     print each run, then trials/min(max jobs) / trials/min(min jobs)."""
+    quiet_optuna()
     from yieldtune.study.bench import bench_workers
     from yieldtune.study.spec import load_study_spec
 
     spec = load_study_spec(study_file)
     result = bench_workers(spec, spec.storage_url(storage), list(jobs), n_trials=n_trials, device=device, keep=keep,
-                           log=_log, on_run=_echo_runs(as_json))
+                           on_run=_echo_runs(as_json))
     _echo_summary(result["summary"], as_json)
 
 
@@ -190,12 +187,13 @@ def bench_workers_cmd(study_file, storage, jobs, n_trials, device, keep, as_json
 def bench_pruning_cmd(study_file, storage, n_trials, jobs, device, keep, as_json) -> None:
     """Run STUDY_FILE's search with its pruner and with none (same sampler seed): epochs trained and best
     value of each, then epochs_with/epochs_without and best_with - best_without."""
+    quiet_optuna()
     from yieldtune.study.bench import bench_pruning
     from yieldtune.study.spec import load_study_spec
 
     spec = load_study_spec(study_file)
     result = bench_pruning(spec, spec.storage_url(storage), n_trials=n_trials, jobs=jobs, device=device, keep=keep,
-                           log=_log, on_run=_echo_runs(as_json))
+                           on_run=_echo_runs(as_json))
     _echo_summary(result["summary"], as_json)
 
 
@@ -209,11 +207,12 @@ def bench_ensemble_cmd(study_file, storage, device, as_json) -> None:
     split (else validation).
 
     The study's budget must be met; refits still missing are done and the ensemble is built first."""
+    quiet_optuna()
     from yieldtune.ensemble.bench import bench_ensemble
     from yieldtune.study.spec import load_study_spec
 
     spec = load_study_spec(study_file)
-    record = bench_ensemble(spec, spec.storage_url(storage), device=device, log=_log)
+    record = bench_ensemble(spec, spec.storage_url(storage), device=device)
     if as_json:
         click.echo(json.dumps(record))
         return

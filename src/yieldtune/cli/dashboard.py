@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from yieldtune.cli._common import storage_option
+from yieldtune.cli._common import quiet_optuna, storage_option
 
 
 @click.command("dashboard")
@@ -18,6 +18,7 @@ from yieldtune.cli._common import storage_option
               help="Artifact directory. Default: the study file's artifact dir.")
 def dashboard(study: str, storage: str | None, host: str, port: int, artifact_dir: Path | None) -> None:
     """Serve optuna-dashboard for STUDY (a study file, or a name with --storage) until Ctrl-C."""
+    quiet_optuna()
     from yieldtune.report.dashboard import resolve_target, serve_dashboard
     from yieldtune.study.storage import redact_url
 

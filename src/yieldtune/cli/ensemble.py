@@ -6,7 +6,7 @@ import json
 
 import click
 
-from yieldtune.cli._common import device_option, json_option, storage_option
+from yieldtune.cli._common import device_option, json_option, quiet_optuna, storage_option
 
 
 @click.command("ensemble")
@@ -18,6 +18,7 @@ from yieldtune.cli._common import device_option, json_option, storage_option
 def ensemble(study: str, storage: str | None, device: str, rebuild: bool, as_json: bool) -> None:
     """Refit STUDY's top-k trials on train+validation (queued in the storage; other workers help) and
     write <artifact dir>/ensemble/ with Caruana weights. STUDY is a study file."""
+    quiet_optuna()
     from yieldtune.ensemble.auto import ensure_ensemble
     from yieldtune.ensemble.format import read_ensemble_json
     from yieldtune.ensemble.refit import enqueue_refits, run_refit_worker

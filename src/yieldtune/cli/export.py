@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from yieldtune.cli._common import storage_option
+from yieldtune.cli._common import quiet_optuna, storage_option
 
 
 @click.command("export-best")
@@ -25,6 +25,7 @@ from yieldtune.cli._common import storage_option
 def export_best(study: str, out_dir: Path, storage: str | None, predict_file: Path | None, submission: bool,
                 force: bool, tta: int | None, device: str) -> None:
     """Export STUDY's ensemble (or, before one is built, its best trial) to --out. STUDY is a study file."""
+    quiet_optuna()
     from yieldtune.ensemble.export import export_best as run_export
     from yieldtune.study.spec import load_study_spec
 

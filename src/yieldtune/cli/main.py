@@ -3,11 +3,16 @@
 Each module in this package is one thin command file that parses arguments and calls library code.
 A module exposes ``COMMANDS``, a list of click commands or groups; they are discovered here, so adding
 a command never means editing this file. The library never imports ``yieldtune.cli``.
+
+Logging is configured here, once: the library logs to ``logging.getLogger(__name__)``; ``tune`` shows
+those lines on stderr as bare messages (INFO and up; ``-v`` adds DEBUG, ``-q`` keeps warnings, ``-qq``
+errors only).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import sys
 
@@ -30,10 +35,32 @@ class _Group(click.Group):
             ctx.exit(130)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (click's test runner swaps it per invocation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def configure_logging(verbosity: int = 0) -> None:
+    """``yieldtune.*`` records to stderr as bare messages; verbosity 1 DEBUG, 0 INFO, -1 WARNING, -2 ERROR."""
+    levels = {1: logging.DEBUG, 0: logging.INFO, -1: logging.WARNING}
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("yieldtune")
+    logger.handlers[:] = [handler]
+    logger.setLevel(levels.get(max(-2, min(1, verbosity)), logging.ERROR))
+    logger.propagate = False
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="yieldtune")
-def main() -> None:
+@click.option("-v", "--verbose", count=True, help="More log lines (debug).")
+@click.option("-q", "--quiet", count=True, help="Fewer log lines: -q warnings and errors, -qq errors only.")
+def main(verbose: int, quiet: int) -> None:
     """yieldtune: tune, ensemble and serve reaction-yield Transformers."""
+    configure_logging(verbose - quiet)
 
 
 def _register() -> None:

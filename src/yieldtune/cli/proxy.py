@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from yieldtune.cli._common import quiet_optuna
+
 
 @click.command("proxy")
 @click.option("--storage", envvar="TUNE_STORAGE", required=True,
@@ -13,6 +15,7 @@ import click
 @click.option("--threads", default=10, type=click.IntRange(1, 1024), help="Request handler threads.")
 def proxy(storage: str, host: str, port: int, threads: int) -> None:
     """Serve STORAGE over gRPC; point workers at --storage grpc://HOST:PORT."""
+    quiet_optuna()
     from yieldtune.report.proxy import serve_proxy
 
     def ready(safe_url: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from yieldtune.cli._common import storage_option
+from yieldtune.cli._common import quiet_optuna, storage_option
 
 
 @click.command("report")
@@ -18,6 +18,7 @@ from yieldtune.cli._common import storage_option
               help="Directory with ensemble.json + holdout_predictions.csv. Default: <artifact dir>/ensemble.")
 def report(study: str, storage: str | None, out_dir: Path | None, ensemble_dir: Path | None) -> None:
     """Write one self-contained HTML page (plots + ensemble) for STUDY (a study file, or a name with --storage)."""
+    quiet_optuna()
     from yieldtune.report.dashboard import resolve_target
     from yieldtune.report.page import build_report, default_report_dir
     from yieldtune.study.storage import redact_url

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from yieldtune.cli._common import storage_option
+from yieldtune.cli._common import quiet_optuna, storage_option
 
 
 def _gpu_list(_ctx, _param, value: str | None) -> list[int] | None:
@@ -32,6 +32,7 @@ def _gpu_list(_ctx, _param, value: str | None) -> list[int] | None:
 def run(study_file: str, jobs: int, gpus, device: str | None, storage: str | None, n_trials: int | None,
         live: bool, create_only: bool) -> None:
     """Create STUDY_FILE's study if needed and run workers until its budget of trials is met."""
+    quiet_optuna()
     from yieldtune.ensemble.auto import on_budget_met
     from yieldtune.study.runner import create_study_only, run_study
     from yieldtune.study.spec import load_study_spec

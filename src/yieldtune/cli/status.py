@@ -6,7 +6,7 @@ import json
 
 import click
 
-from yieldtune.cli._common import json_option, storage_option
+from yieldtune.cli._common import json_option, quiet_optuna, storage_option
 
 
 @click.command("status")
@@ -15,6 +15,7 @@ from yieldtune.cli._common import json_option, storage_option
 @json_option
 def status(study_file: str, storage: str | None, as_json: bool) -> None:
     """Show the state of STUDY_FILE's study."""
+    quiet_optuna()
     from yieldtune.study.spec import load_study_spec
     from yieldtune.study.status import render_status, study_status
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
 
-from yieldtune.cli._common import device_option, storage_option
+from yieldtune.cli._common import device_option, quiet_optuna, storage_option
 
 
 @click.command("worker")
@@ -20,6 +21,7 @@ from yieldtune.cli._common import device_option, storage_option
 def worker(study_file: str, storage: str | None, device: str, n_trials: int | None, worker_id: str | None,
            threads: int | None) -> None:
     """Pull trials of STUDY_FILE's study from the shared storage until the budget is met."""
+    quiet_optuna(logging.ERROR)
     from yieldtune.ensemble.auto import on_budget_met
     from yieldtune.study.runner import check_before_workers
     from yieldtune.study.spec import load_study_spec

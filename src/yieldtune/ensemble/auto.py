@@ -37,7 +37,7 @@ from yieldtune.metrics import mae, r2_score, rmse
 if TYPE_CHECKING:  # pragma: no cover
     from yieldtune.study.spec import StudySpec
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 ENSEMBLE_SUBDIR = "ensemble"
 
@@ -57,7 +57,7 @@ def member_name(source_trial: int, seed: int) -> str:
 
 
 def on_budget_met(spec: "StudySpec", storage_url: str, *, device: str = "auto", work: bool = True,
-                  log: Callable[[str], None] | None = None, train_all=None):
+                  train_all=None):
     """The budget-met step ``tune worker`` and ``tune run`` pass to the study worker/runner
     (:class:`yieldtune.study.worker.OnBudgetMet`): every worker past the budget, and the runner, call it.
 
@@ -72,22 +72,15 @@ def on_budget_met(spec: "StudySpec", storage_url: str, *, device: str = "auto", 
     try:
         refit = enqueue_refits(spec, storage_url)
     except ConfigError as err:  # no COMPLETE trial: nothing to ensemble, not an error for the runner
-        log = log or log_stderr
-        log(f"ensemble skipped: {err}")
+        logger.info(f"ensemble skipped: {err}")
         return None
     if not work:
         return refit.study_name
-    summary = run_refit_worker(spec, storage_url, device, log=log, train_all=train_all)
+    summary = run_refit_worker(spec, storage_url, device, train_all=train_all)
     if summary.complete:
         summary.ensemble_dir = ensure_ensemble(spec, storage_url)
-        (log or log_stderr)(f"ensemble of study {spec.name!r} ready in {summary.ensemble_dir}")
+        logger.info(f"ensemble of study {spec.name!r} ready in {summary.ensemble_dir}")
     return summary
-
-
-def log_stderr(msg: str) -> None:
-    import sys
-
-    print(msg, file=sys.stderr, flush=True)
 
 
 
@@ -200,7 +193,7 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
         with fmt.atomic_directory(target, force=True) as out:
             fmt.save_ensemble_dir(out, members, info, holdout=pd.DataFrame(holdout))
             fmt.write_manifest(out)
-    log.info("ensemble of %d members written to %s (r2 %.4f)", len(members), target, info["r2_ensemble"])
+    logger.debug("ensemble of %d members written to %s (r2 %.4f)", len(members), target, info["r2_ensemble"])
     return target
 
 

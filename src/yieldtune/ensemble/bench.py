@@ -12,9 +12,9 @@ same numbers ``ensemble.json`` records.
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,23 +26,25 @@ from yieldtune.metrics import r2_score
 if TYPE_CHECKING:  # pragma: no cover
     from yieldtune.study.spec import StudySpec
 
+logger = logging.getLogger(__name__)
+
 
 def _round(x: float | None, nd: int = 6) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), nd)
 
 
-def build_if_needed(spec: "StudySpec", storage_url: str, *, device: str, log: Callable[[str], None]) -> Path:
+def build_if_needed(spec: "StudySpec", storage_url: str, *, device: str) -> Path:
     """Finish the refits and build ``<artifact_dir>/ensemble`` unless it is already there (as ``tune ensemble``)."""
     from yieldtune.ensemble.auto import ensure_ensemble
     from yieldtune.ensemble.refit import enqueue_refits, run_refit_worker
 
     enqueue_refits(spec, storage_url)
-    run_refit_worker(spec, storage_url, device, log=log)
+    run_refit_worker(spec, storage_url, device)
     return ensure_ensemble(spec, storage_url)
 
 
-def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", batch_size: int = 256,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
+                   batch_size: int = 256) -> dict[str, Any]:
     """One record: r2_best_single, the best single trial of each model family (``r2_best_<family>``, chosen by
     validation value), r2_ensemble (Caruana), r2_mean, per-member R², differences and ratios."""
     from yieldtune.ensemble.auto import holdout_matrix
@@ -61,7 +63,7 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", 
     best = best_trial_or_none(study)
     if best is None:
         raise ConfigError(f"study {spec.name!r} has no COMPLETE trial: nothing to compare")
-    ens_dir = build_if_needed(spec, storage_url, device=device, log=log)
+    ens_dir = build_if_needed(spec, storage_url, device=device)
     info = read_ensemble_json(ens_dir)
     tta = int(info.get("tta", 0) or 0)
     weights_by_trial = {int(k): float(v) for k, v in info["weights_by_trial"].items()}
@@ -80,7 +82,7 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", 
     if test is not None and test.has_targets and len(test) >= 2:
         y = np.asarray(test.yields, dtype=np.float64)
         rxns = list(test.reactions)
-        log(f"scoring {len(sources)} trial model(s) and the ensemble's members on {len(y)} test rows")
+        logger.info(f"scoring {len(sources)} trial model(s) and the ensemble's members on {len(y)} test rows")
 
         def predict(predictor) -> np.ndarray:
             mean, _ = predictor.predict(rxns, tta=tta, batch_size=batch_size)
@@ -112,7 +114,7 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu", 
                        for n, wt in zip(sources, w_trials)],
         })
     else:
-        log("no labelled test split: scoring the trial models' validation predictions "
+        logger.info("no labelled test split: scoring the trial models' validation predictions "
             "(refit members trained on those rows and are not scored)")
         numbers = list(dict.fromkeys([best.number, *best_of_family.values(), *sources]))
         frames = [download_val_predictions(study, trials[n], store=store) for n in numbers]

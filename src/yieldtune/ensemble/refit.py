@@ -12,9 +12,7 @@ an already finished or already running pair is pruned without training, so no re
 from __future__ import annotations
 
 import logging
-import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from yieldtune.study.spec import StudySpec
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 REFIT_SUFFIX = ":refit"
 PLAN_ATTR = "refit_plan"
@@ -139,13 +137,11 @@ def enqueue_refits(spec: "StudySpec", storage_url: str, storage=None) -> "optuna
             refit.set_user_attr("what", f"refit queue of study {spec.name!r}: its top trials retrained on "
                                         "train+validation for the ensemble (not a search); value = final training "
                                         "loss")
-            with warnings.catch_warnings():  # optuna-dashboard names the value instead of "Objective 0"
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                refit.set_metric_names(["final_train_loss"])
+            refit.set_metric_names(["final_train_loss"])  # optuna-dashboard names the value instead of "Objective 0"
             record_artifact_location(refit, spec)
             _enqueue_plan(refit, plan)
             refit.set_user_attr(PLAN_ATTR, plan)  # last: its presence means the queue is complete
-            log.info("queued %d refits for study %s", len(plan), spec.name)
+            logger.debug("queued %d refits for study %s", len(plan), spec.name)
             return refit
     assert refit is not None
     wait_for_plan(refit, spec, storage_url)
@@ -300,7 +296,7 @@ def _make_objective(spec: "StudySpec", refit: "optuna.Study", device: str, get_d
 
 def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", *,
                      poll_interval: float | None = None,
-                     wait_for_others: bool = True, log=None, train_all=None) -> RefitSummary:
+                     wait_for_others: bool = True, train_all=None) -> RefitSummary:
     """Work through ``<study>:refit`` until every planned refit is COMPLETE (building the ensemble is the
     caller's next step: :func:`yieldtune.ensemble.auto.ensure_ensemble`).
 
@@ -313,7 +309,6 @@ def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", 
     """
     import optuna
 
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     storage = _open(spec, storage_url)
     summary = RefitSummary()
     refit = load_refit_study(spec, storage_url, storage)
@@ -339,19 +334,17 @@ def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", 
             break
         if state.waiting:
             get_data()  # data errors surface here, as user errors, not as failed refits
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                last.clear()
-                refit.optimize(objective, n_trials=1, catch=(Exception,),
+            last.clear()
+            refit.optimize(objective, n_trials=1, catch=(Exception,),
                                callbacks=[lambda _s, ft: last.append(ft)])
             for ft in last:
                 pair = pair_of(ft)
                 if ft.state.name == "COMPLETE":
                     unit = "epochs" if ft.user_attrs.get("family", "transformer") == "transformer" else "rounds"
-                    log(f"refit {ft.number} of study {spec.name!r}: trial {pair[0]} seed {pair[1]} done "
+                    logger.info(f"refit {ft.number} of study {spec.name!r}: trial {pair[0]} seed {pair[1]} done "
                         f"({ft.user_attrs.get('steps')} {unit} on train+validation)")
                 elif ft.state.name == "FAIL":
-                    log(f"refit {ft.number} of study {spec.name!r}: {pair} FAILED: "
+                    logger.warning(f"refit {ft.number} of study {spec.name!r}: {pair} FAILED: "
                         f"{ft.system_attrs.get('fail_reason', ft.user_attrs.get('fail_reason', '?'))}")
             continue
         orphaned = state.orphaned
@@ -369,7 +362,5 @@ def run_refit_worker(spec: "StudySpec", storage_url: str, device: str = "auto", 
         if not wait_for_others:  # others are running the rest
             return summary
         time.sleep(poll)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(refit)
+        optuna.storages.fail_stale_trials(refit)
     return summary

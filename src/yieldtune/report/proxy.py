@@ -9,8 +9,6 @@ re-queues the trials of workers that went silent, with the study file's grace pe
 
 from __future__ import annotations
 
-import warnings
-
 from yieldtune.errors import ConfigError
 
 
@@ -42,7 +40,6 @@ def serve_proxy(storage_url: str, *, host: str = "127.0.0.1", port: int = 13000,
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    import optuna
     from optuna.storages import get_storage
     from optuna.storages._grpc.server import make_server  # noqa: I001 run_grpc_proxy_server minus its wait
 
@@ -57,12 +54,10 @@ def serve_proxy(storage_url: str, *, host: str = "127.0.0.1", port: int = 13000,
     # No database heartbeats on the proxied storage: proxied workers' heartbeats are trial attributes.
     backend = open_storage(storage_url, heartbeat=False)
     storage = get_storage(backend)  # Optuna's in-process cache; the proxy docs ask for it
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            server = make_server(storage, host, port, ThreadPoolExecutor(max_workers=threads))
-        except RuntimeError as err:  # grpc could not bind the address
-            raise ConfigError(f"cannot listen on {host}:{port}: {err}") from None
+    try:
+        server = make_server(storage, host, port, ThreadPoolExecutor(max_workers=threads))
+    except RuntimeError as err:  # grpc could not bind the address
+        raise ConfigError(f"cannot listen on {host}:{port}: {err}") from None
     server.start()
     watch_silent_trials(host, port, every=watch_every, log=log)
     if on_ready is not None:

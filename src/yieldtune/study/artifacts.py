@@ -105,14 +105,11 @@ def store_for_study(study: "optuna.Study", directory: str | os.PathLike | None =
 
 
 def _upload(store, trial, path: Path, mimetype: str, study: "optuna.Study | None" = None) -> str:
-    import warnings
 
     import optuna
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial,
-                                                mimetype=mimetype)
+    return optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial,
+                                            mimetype=mimetype)
 
 
 def zip_directory(directory: Path, dest: Path) -> Path:
@@ -161,7 +158,6 @@ def _artifact_id(trial_or_id: Any, attr: str) -> str:
 
 
 def download_file(store, artifact_id: str, dest: str | os.PathLike) -> Path:
-    import warnings
 
     import optuna
 
@@ -170,9 +166,7 @@ def download_file(store, artifact_id: str, dest: str | os.PathLike) -> Path:
     if dest.exists():
         dest.unlink()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.artifacts.download_artifact(artifact_store=store, file_path=str(dest), artifact_id=artifact_id)
+        optuna.artifacts.download_artifact(artifact_store=store, file_path=str(dest), artifact_id=artifact_id)
     except Exception as err:
         raise ModelFileError(f"artifact {artifact_id}: cannot download ({type(err).__name__}: {err})") from None
     return dest

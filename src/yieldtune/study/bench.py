@@ -10,6 +10,7 @@ never as absolute targets. The bench studies are deleted afterwards unless asked
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from typing import Any
 from yieldtune.errors import ConfigError, YieldtuneError
 from yieldtune.study.spec import StudySpec, load_study_spec
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 30.0
 
 
@@ -135,7 +136,7 @@ def trial_seconds(trial) -> float:
     return (trial.datetime_complete - trial.datetime_start).total_seconds()
 
 
-def _stop_workers(workers, log: Log) -> None:
+def _stop_workers(workers) -> None:
     """SIGTERM (each worker fails and re-queues its trial), then SIGKILL whatever is still up."""
     for w in workers:
         if w.process.poll() is None:
@@ -148,26 +149,24 @@ def _stop_workers(workers, log: Log) -> None:
         try:
             w.process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            log(f"worker {w.worker_id} did not stop in {STOP_GRACE_SECONDS:.0f}s: killing it")
+            logger.info(f"worker {w.worker_id} did not stop in {STOP_GRACE_SECONDS:.0f}s: killing it")
             w.process.kill()
             w.process.wait()
 
 
 def run_bench_study(spec: StudySpec, storage_url: str, *, bench: str, label: str, jobs: int,
-                    device: str | None, log_dir: Path, log: Log) -> BenchRun:
+                    device: str | None, log_dir: Path) -> BenchRun:
     """Create the bench study, run ``jobs`` local worker processes to its budget, and measure it."""
-    import optuna
 
     from yieldtune.study.runner import plan_workers, start_workers
     from yieldtune.study.service import best_trial_or_none, create_or_load_study, state_counts
     from yieldtune.study.storage import open_spec_storage
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     budget = int(spec.budget.n_trials)
     storage = open_spec_storage(spec, storage_url, heartbeat=False)
     study = create_or_load_study(spec, storage, n_trials=budget)
     plan = plan_workers(jobs, None, device)
-    log(f"{label}: study {spec.name!r}, {jobs} worker(s), budget {budget}; logs in {log_dir}")
+    logger.info(f"{label}: study {spec.name!r}, {jobs} worker(s), budget {budget}; logs in {log_dir}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     t0 = time.monotonic()
     workers = start_workers(spec, storage_url, plan, budget, log_dir=log_dir)
@@ -175,7 +174,7 @@ def run_bench_study(spec: StudySpec, storage_url: str, *, bench: str, label: str
         for w in workers:
             w.process.wait()
     except BaseException:
-        _stop_workers(workers, log)
+        _stop_workers(workers)
         raise
     wall = time.monotonic() - t0
     bad = {w.worker_id: (w.process.returncode, w.log_path) for w in workers if w.process.returncode != 0}
@@ -202,7 +201,7 @@ def run_bench_study(spec: StudySpec, storage_url: str, *, bench: str, label: str
     )
 
 
-def delete_bench_studies(spec: StudySpec, storage_url: str, names: list[str], log: Log) -> None:
+def delete_bench_studies(spec: StudySpec, storage_url: str, names: list[str]) -> None:
     """Remove the bench studies from the storage (best effort: a failure is reported, not raised)."""
     import optuna
 
@@ -215,16 +214,16 @@ def delete_bench_studies(spec: StudySpec, storage_url: str, names: list[str], lo
         except KeyError:
             pass
         except Exception as err:  # noqa: BLE001 - cleanup must not hide the measurement
-            log(f"could not delete bench study {name!r}: {type(err).__name__}: {err}")
+            logger.info(f"could not delete bench study {name!r}: {type(err).__name__}: {err}")
 
 
 class _BenchSession:
     """Work folder + names of the studies created, removed together unless ``keep``."""
 
-    def __init__(self, spec: StudySpec, storage_url: str, work_dir: Path | None, keep: bool, log: Log) -> None:
+    def __init__(self, spec: StudySpec, storage_url: str, work_dir: Path | None, keep: bool) -> None:
         import tempfile
 
-        self.spec, self.storage_url, self.keep, self.log = spec, storage_url, keep, log
+        self.spec, self.storage_url, self.keep = spec, storage_url, keep
         self.own_dir = work_dir is None
         self.work_dir = Path(tempfile.mkdtemp(prefix="tune-bench-")) if work_dir is None else Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -237,11 +236,11 @@ class _BenchSession:
         import shutil
 
         if self.keep:
-            self.log(f"kept bench studies {self.names} and their files in {self.work_dir}")
+            logger.info(f"kept bench studies {self.names} and their files in {self.work_dir}")
             return
-        delete_bench_studies(self.spec, self.storage_url, self.names, self.log)
+        delete_bench_studies(self.spec, self.storage_url, self.names)
         if exc[0] is not None:
-            self.log(f"bench studies deleted; files and worker logs kept in {self.work_dir}")
+            logger.info(f"bench studies deleted; files and worker logs kept in {self.work_dir}")
         elif self.own_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         else:
@@ -255,7 +254,7 @@ class _BenchSession:
         self.names.append(name)
         bench_spec = write_bench_study(self.spec, self.work_dir, name, n_trials=n_trials, pruner=pruner)
         return run_bench_study(bench_spec, self.storage_url, bench=bench, label=label, jobs=jobs, device=device,
-                               log_dir=self.work_dir / "logs" / name, log=self.log)
+                               log_dir=self.work_dir / "logs" / name)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -266,14 +265,14 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def bench_workers(spec: StudySpec, storage_url: str, jobs: list[int], *, n_trials: int | None = None,
                   device: str | None = None, keep: bool = False, work_dir: Path | None = None,
-                  log: Log = print, on_run: Callable[[BenchRun], None] | None = None) -> dict[str, Any]:
+                  on_run: Callable[[BenchRun], None] | None = None) -> dict[str, Any]:
     """The same study with each number of local workers; summary = trials/min(max jobs) / trials/min(min jobs)."""
     jobs = sorted(set(int(j) for j in jobs))
     if not jobs or jobs[0] < 1:
         raise ConfigError("--jobs values must be >= 1")
     token = uuid.uuid4().hex[:6]
     runs: list[BenchRun] = []
-    with _BenchSession(spec, storage_url, work_dir, keep, log) as session:
+    with _BenchSession(spec, storage_url, work_dir, keep) as session:
         for j in jobs:
             run = session.run(bench_name(spec.name, f"j{j}", token), bench="workers", label=f"jobs={j}", jobs=j,
                               device=device, n_trials=n_trials)
@@ -295,12 +294,12 @@ NO_PRUNER = {"type": "none"}
 
 def bench_pruning(spec: StudySpec, storage_url: str, *, n_trials: int | None = None, jobs: int = 1,
                   device: str | None = None, keep: bool = False, work_dir: Path | None = None,
-                  log: Log = print, on_run: Callable[[BenchRun], None] | None = None) -> dict[str, Any]:
+                  on_run: Callable[[BenchRun], None] | None = None) -> dict[str, Any]:
     """The study with its pruner, then with ``pruner = none`` (same seed): epochs saved vs. best value lost."""
     if spec.pruner.type == "none":
         raise ConfigError(f"{spec.source}: pruner type is 'none': nothing to compare against")
     token = uuid.uuid4().hex[:6]
-    with _BenchSession(spec, storage_url, work_dir, keep, log) as session:
+    with _BenchSession(spec, storage_url, work_dir, keep) as session:
         with_pruner = session.run(bench_name(spec.name, "pruner", token), bench="pruning",
                                   label=f"pruner={spec.pruner.type}", jobs=jobs, device=device, n_trials=n_trials)
         if on_run:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 from collections.abc import Callable
 
 import optuna
@@ -30,9 +29,7 @@ BEAT_ATTR = "yieldtune:heartbeat"
 def _retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     """Re-queue a stale trial with the ``max_retry`` its own worker announced (its study file's setting)."""
     beat = trial.system_attrs.get(BEAT_ATTR) or {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=beat.get("max_retry"))
+    callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=beat.get("max_retry"))
     callback(study, trial)
 
 
@@ -108,25 +105,23 @@ def watch_silent_trials(host: str, port: int, *, every: float = 2.0, stop: threa
     connect_host = "127.0.0.1" if host in ("0.0.0.0", "", "[::]", "::") else host
 
     def loop() -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            client = GrpcStorageWithHeartbeat(host=connect_host, port=port, heartbeat_interval=1, grace_period=0,
-                                              max_retry=None, log=log)
-            complained = False
+        client = GrpcStorageWithHeartbeat(host=connect_host, port=port, heartbeat_interval=1, grace_period=0,
+                                          max_retry=None, log=log)
+        complained = False
+        try:
+            client.wait_server_ready(timeout=60)
+        except Exception:  # the proxy never came up: the loop below reports what goes wrong
+            pass
+        while not stop.wait(every):
             try:
-                client.wait_server_ready(timeout=60)
-            except Exception:  # the proxy never came up: the loop below reports what goes wrong
-                pass
-            while not stop.wait(every):
-                try:
-                    for frozen in client.get_all_studies():
-                        optuna.storages.fail_stale_trials(optuna.load_study(study_name=frozen.study_name,
-                                                                            storage=client))
-                    complained = False
-                except Exception as err:  # keep watching through database or network trouble
-                    if log is not None and not complained:
-                        log(f"stale-trial watch: {type(err).__name__}: {err}; retrying every {every:g} s")
-                    complained = True
+                for frozen in client.get_all_studies():
+                    optuna.storages.fail_stale_trials(optuna.load_study(study_name=frozen.study_name,
+                                                                        storage=client))
+                complained = False
+            except Exception as err:  # keep watching through database or network trouble
+                if log is not None and not complained:
+                    log(f"stale-trial watch: {type(err).__name__}: {err}; retrying every {every:g} s")
+                complained = True
 
     thread = threading.Thread(target=loop, name="yieldtune-stale-trial-watch", daemon=True)
     thread.start()

@@ -137,16 +137,12 @@ def _family_pruner_class() -> type:
 def build_pruner(cfg, *, by_family: bool = False) -> "optuna.pruners.BasePruner":
     """The Optuna pruner for a ``[pruner]`` table; ``by_family`` (a study searching several model
     families) wraps it so each family is pruned among its own trials."""
-    import warnings
 
-    import optuna
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        pruner = _build(cfg)
-        if not by_family or cfg.type == "none":
-            return pruner
-        return _family_pruner_class()(cfg)
+    pruner = _build(cfg)
+    if not by_family or cfg.type == "none":
+        return pruner
+    return _family_pruner_class()(cfg)
 
 
 __all__ = ["PRUNERS", "build_pruner", "FamilyPruner", "family_view", "trial_family", "FAMILY_ATTR"]

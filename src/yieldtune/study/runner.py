@@ -8,12 +8,12 @@ once; each worker then fails and re-queues its running trial and exits.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +23,8 @@ from yieldtune.study.spec import STORAGE_ENV, StudySpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from yieldtune.study.worker import OnBudgetMet
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -147,13 +149,10 @@ def start_workers(spec: StudySpec, storage_url: str, plan: list[tuple[str, int |
 
 def create_study_only(spec: StudySpec, storage_url: str, *, n_trials: int | None = None) -> str:
     """Create the study once (schema, recorded budget, warm-start queue) so workers only ever load it."""
-    import optuna
-
     from yieldtune.study.service import create_or_load_study, state_counts
     from yieldtune.study.storage import open_spec_storage, redact_url
 
     check_before_workers(spec, [])
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_spec_storage(spec, storage_url, heartbeat=False)
     study = create_or_load_study(spec, storage, n_trials=int(n_trials or spec.budget.n_trials))
     counts = ", ".join(f"{k.lower()} {v}" for k, v in state_counts(study).items() if v)
@@ -162,7 +161,7 @@ def create_study_only(spec: StudySpec, storage_url: str, *, n_trials: int | None
 
 def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[int] | None = None,
               device: str | None = None, n_trials: int | None = None, live: bool = True,
-              log: Callable[[str], None] | None = None, on_budget_met: OnBudgetMet | None = None) -> RunSummary:
+              on_budget_met: OnBudgetMet | None = None) -> RunSummary:
     """Create the study, run ``jobs`` workers until the budget is met, and return a summary.
 
     ``on_budget_met`` (if given, and ``[ensemble] auto``) runs once the budget is met, after the workers
@@ -174,23 +173,18 @@ def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[in
 
     if spec.path is None:
         raise ConfigError("tune run needs a study file on disk (workers read it)")
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     budget = int(n_trials or spec.budget.n_trials)
     plan = plan_workers(jobs, gpus, device)
     check_before_workers(spec, [dev for dev, _ in plan])
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_spec_storage(spec, storage_url, heartbeat=False)
     study = create_or_load_study(spec, storage, n_trials=budget)
-    optuna.logging.set_verbosity(optuna.logging.INFO)
     before = state_counts(study)
     finished_before = before["COMPLETE"] + before["PRUNED"]
     log_dir = spec.artifact_dir.parent / "logs" / spec.name if live else None
     t0 = time.monotonic()
     workers = start_workers(spec, storage_url, plan, budget, log_dir=log_dir)
     if log_dir is not None:
-        log(f"{len(workers)} worker(s) started; logs in {log_dir}")
+        logger.info(f"{len(workers)} worker(s) started; logs in {log_dir}")
 
     interrupted = {"signal": None}
 
@@ -255,12 +249,12 @@ def run_study(spec: StudySpec, storage_url: str, *, jobs: int = 1, gpus: list[in
         if w.process.returncode not in (0, None) and not summary.interrupted:
             where = f" (log: {w.log_path})" if w.log_path else ""
             reason = last_error_line(w.log_path)
-            log(f"worker {w.worker_id} exited with code {w.process.returncode}{where}"
+            logger.warning(f"worker {w.worker_id} exited with code {w.process.returncode}{where}"
                 + (f": {reason}" if reason else ""))
-    log(summary.line())
+    logger.info(summary.line())
     if summary.ok and summary.budget_met and on_budget_met is not None and spec.ensemble.auto:
-        log("budget met: building the ensemble")
-        on_budget_met(spec, storage_url, log=log)
+        logger.info("budget met: building the ensemble")
+        on_budget_met(spec, storage_url)
         summary.ensemble_ran = True
     return summary
 

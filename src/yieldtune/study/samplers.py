@@ -6,7 +6,6 @@ Workers in different processes each build their own sampler from the same study 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -78,14 +77,11 @@ def build_sampler(cfg, space: "SearchSpace | None" = None, *, worker_id: str | N
     """
     import zlib
 
-    import optuna
 
     if cfg.seed is not None and worker_id is not None:
         salt = worker_id if start == 0 else f"{worker_id}#{start}"  # start 0 keeps the seeds of earlier versions
         cfg = cfg.model_copy(update={"seed": (cfg.seed + zlib.crc32(salt.encode())) % 2**31})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return SAMPLERS[cfg.type](cfg, space)
+    return SAMPLERS[cfg.type](cfg, space)
 
 
 __all__ = ["SAMPLERS", "build_sampler", "record_worker_start"]

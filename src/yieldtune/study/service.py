@@ -93,9 +93,8 @@ def create_or_load_study(spec: StudySpec, storage_url, *, n_trials: int | None =
                           f"{spec.direction}; use another name")
     attrs = study.user_attrs
     if study.metric_names != [spec.objective.metric]:
-        with warnings.catch_warnings():  # experimental in Optuna; optuna-dashboard shows it as the value's name
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([spec.objective.metric])
+        # optuna-dashboard shows it as the value's name
+        study.set_metric_names([spec.objective.metric])
     if SPEC_ATTR not in attrs:
         study.set_user_attr(SPEC_ATTR, json.loads(spec.model_dump_json()))
         study.set_user_attr(FILE_ATTR, str(spec.path) if spec.path else None)

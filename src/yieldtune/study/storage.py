@@ -11,7 +11,6 @@ contain a password.
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -159,18 +158,16 @@ def open_storage(
 
     kwargs: dict[str, Any] = {}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if heartbeat:
-                kwargs = dict(
-                    heartbeat_interval=int(heartbeat_interval),
-                    grace_period=int(grace_period),
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                        max_retry=max_retry),
-                )
-            if url.startswith("sqlite"):
-                _enable_sqlite_wal(url)
-            storage = _create_rdb_storage(url, create_tables, kwargs)
+        if heartbeat:
+            kwargs = dict(
+                heartbeat_interval=int(heartbeat_interval),
+                grace_period=int(grace_period),
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=max_retry),
+            )
+        if url.startswith("sqlite"):
+            _enable_sqlite_wal(url)
+        storage = _create_rdb_storage(url, create_tables, kwargs)
     except StorageError:
         raise
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError, RuntimeError) as err:
@@ -238,14 +235,12 @@ def _open_grpc(url: str, heartbeat: dict[str, int] | None) -> "BaseStorage":
         import grpc  # noqa: F401
     except ImportError:
         raise StorageError("grpc:// storage needs grpcio: pip install 'yieldtune[grpc]'") from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if heartbeat is None:
-            proxy = optuna.storages.GrpcStorageProxy(host=m.group(1), port=int(m.group(2)))
-        else:
-            from yieldtune.study.liveness import GrpcStorageWithHeartbeat
+    if heartbeat is None:
+        proxy = optuna.storages.GrpcStorageProxy(host=m.group(1), port=int(m.group(2)))
+    else:
+        from yieldtune.study.liveness import GrpcStorageWithHeartbeat
 
-            proxy = GrpcStorageWithHeartbeat(host=m.group(1), port=int(m.group(2)), **heartbeat)
+        proxy = GrpcStorageWithHeartbeat(host=m.group(1), port=int(m.group(2)), **heartbeat)
     try:
         proxy.wait_server_ready(timeout=10)
     except Exception as err:

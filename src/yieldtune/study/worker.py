@@ -3,8 +3,9 @@
 Any number of workers (processes, GPUs, machines) can serve one study through one storage. The budget is
 the number of FINISHED (complete + pruned) trials of all workers together and is met exactly:
 
-* before asking for a trial a worker checks ``finished + running < budget`` (otherwise it waits, because a
-  running trial may still fail and need replacing), and Optuna's ``MaxTrialsCallback`` stops it once met;
+* before asking for a trial (one ``study.optimize(n_trials=1)`` at a time) a worker checks
+  ``finished + running < budget``: it waits while running trials could still fail and need replacing,
+  and stops once ``finished >= budget``;
 * two workers passing that check at the same moment are resolved inside the trial: the later starter
   steps back (:class:`~yieldtune.study.objective.BudgetReached`, the trial ends FAIL and its queued
   parameters are re-queued);
@@ -17,17 +18,17 @@ configuration is not lost, and the worker exits with 128 + the signal number.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
-import sys
 import time
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from yieldtune.errors import YieldtuneError
 from yieldtune.study.spec import StudySpec
+
+logger = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_FAILURES = 3
 
@@ -123,14 +124,12 @@ def _requeue(study, frozen) -> None:
 class OnBudgetMet(Protocol):
     """What runs once the trial budget is met (the entry point passes it in; the ensemble step in ``tune``)."""
 
-    def __call__(self, spec: StudySpec, storage_url: str, *, device: str = ..., log: Callable[[str], None] | None = ...,
-                 train_all=...) -> object: ...
+    def __call__(self, spec: StudySpec, storage_url: str, *, device: str = ..., train_all=...) -> object: ...
 
 
 def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials: int | None = None,
                worker_id: str | None = None, *, threads: int | None = None,
-               log: Callable[[str], None] | None = None, handle_signals: bool = True,
-               on_budget_met: OnBudgetMet | None = None) -> WorkerResult:
+               handle_signals: bool = True, on_budget_met: OnBudgetMet | None = None) -> WorkerResult:
     """Serve ``spec``'s study from ``storage_url`` until ``n_trials`` trials are finished.
 
     ``n_trials`` defaults to the budget ``tune run`` recorded on the study, else the study file's.
@@ -146,7 +145,6 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
     from yieldtune.study.service import BUDGET_ATTR, create_or_load_study, finished_states
     from yieldtune.study.storage import open_spec_storage
 
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     worker_id = worker_id or default_worker_id()
     result = WorkerResult(worker_id)
     t0 = time.monotonic()
@@ -154,12 +152,10 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
         import torch
 
         torch.set_num_threads(int(threads))
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-
     stop = _StopSwitch()
     if handle_signals:
         stop.install()
+    study = objective = None
     try:
         stop.interruptible = False
         storage = open_spec_storage(spec, storage_url)
@@ -176,7 +172,7 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
                                    worker=WorkerInfo(worker_id, device), store=store, budget=budget,
                                    cache_dir=spec.cache_dir)
         objective.stop = stop if handle_signals else None
-        log(f"worker {worker_id}: study {spec.name!r}, budget {budget} finished trials, device {device}, "
+        logger.info(f"worker {worker_id}: study {spec.name!r}, budget {budget} finished trials, device {device}, "
             f"{len(data.train_all)} train rows, {len(data.folds)} fold(s)")
         last_trial: list = []
         consecutive_failures = 0
@@ -188,7 +184,7 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
             stop.interruptible = False
             stop.check()
             if deadline is not None and time.monotonic() > deadline:
-                log(f"worker {worker_id}: timeout of {spec.budget.timeout:g}s reached")
+                logger.info(f"worker {worker_id}: timeout of {spec.budget.timeout:g}s reached")
                 break
             optuna.storages.fail_stale_trials(study)
             trials = study.get_trials(deepcopy=False, states=(*finished_states(), TrialState.RUNNING))
@@ -203,9 +199,7 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
                 continue
             last_trial.clear()
             objective.current = None
-            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[
-                optuna.study.MaxTrialsCallback(budget, states=finished_states()),
-                lambda _s, ft: last_trial.append(ft)])
+            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[lambda _s, ft: last_trial.append(ft)])
             stop.interruptible = False
             if not last_trial:
                 continue
@@ -215,44 +209,44 @@ def run_worker(spec: StudySpec, storage_url: str, device: str = "auto", n_trials
             if ft.state == TrialState.FAIL and objective.stepped_back:
                 result.stepped_back += 1
                 _requeue(study, ft)
-                log(f"worker {worker_id}: trial {ft.number} stepped back (budget taken by earlier trials)")
+                logger.info(f"worker {worker_id}: trial {ft.number} stepped back (budget taken by earlier trials)")
                 continue
             if ft.state == TrialState.COMPLETE:
                 result.complete += 1
                 consecutive_failures = 0
-                log(f"worker {worker_id}: trial {ft.number} COMPLETE {spec.objective.metric}={ft.value:.4f} "
+                logger.info(f"worker {worker_id}: trial {ft.number} COMPLETE {spec.objective.metric}={ft.value:.4f} "
                     f"params={ft.params}")
             elif ft.state == TrialState.PRUNED:
                 result.pruned += 1
                 consecutive_failures = 0
                 family = ft.user_attrs.get("family", "transformer")
-                log(f"worker {worker_id}: trial {ft.number} ({family}) PRUNED at step {ft.last_step}")
+                logger.info(f"worker {worker_id}: trial {ft.number} ({family}) PRUNED at step {ft.last_step}")
             else:
                 result.failed += 1
                 consecutive_failures += 1
-                log(f"worker {worker_id}: trial {ft.number} FAIL: {reason or '?'}")
+                logger.warning(f"worker {worker_id}: trial {ft.number} FAIL: {reason or '?'}")
                 if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
                     raise WorkerFailed(f"worker {worker_id}: {consecutive_failures} trials failed in a row; "
                                        f"last: {reason or 'unknown error'}")
         if budget_met and on_budget_met is not None:
             # every worker shares the refits of the best trials; the one finishing last builds the ensemble
             stop.interruptible = True
-            on_budget_met(spec, storage_url, device=device, log=log, train_all=data.train_all)
+            on_budget_met(spec, storage_url, device=device, train_all=data.train_all)
             stop.interruptible = False
     except WorkerStopped as stopped:
         result.signal = stopped.signum
         stop.interruptible = False
-        _finish_interrupted(spec, locals().get("study"), locals().get("objective"), log, worker_id)
+        _finish_interrupted(spec, study, objective, worker_id)
     finally:
         if handle_signals:
             stop.uninstall()
         result.seconds = time.monotonic() - t0
-    log(f"worker {worker_id}: done: {result.complete} complete, {result.pruned} pruned, {result.failed} failed"
+    logger.info(f"worker {worker_id}: done: {result.complete} complete, {result.pruned} pruned, {result.failed} failed"
         + (f", stopped by {signal.Signals(result.signal).name}" if result.signal else ""))
     return result
 
 
-def _finish_interrupted(spec: StudySpec, study, objective, log, worker_id: str) -> None:
+def _finish_interrupted(spec: StudySpec, study, objective, worker_id: str) -> None:
     """Make sure the interrupted trial is not left RUNNING and its configuration runs again later."""
     import optuna
     from optuna.trial import TrialState
@@ -268,10 +262,8 @@ def _finish_interrupted(spec: StudySpec, study, objective, log, worker_id: str) 
             pass
         frozen = study._storage.get_trial(trial._trial_id)
     if frozen.state == TrialState.FAIL:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.storage.max_retry)(study, frozen)
-        log(f"worker {worker_id}: trial {frozen.number} interrupted -> FAIL, re-queued")
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.storage.max_retry)(study, frozen)
+        logger.info(f"worker {worker_id}: trial {frozen.number} interrupted -> FAIL, re-queued")
 
 
 __all__ = ["run_worker", "OnBudgetMet", "WorkerResult", "WorkerStopped", "WorkerFailed", "default_worker_id"]
