@@ -269,6 +269,7 @@ class StudySpec(_Strict):
     ensemble: EnsembleSpec = EnsembleSpec()
 
     _path: Path | None = PrivateAttr(default=None)
+    _search: tuple | None = PrivateAttr(default=None)  # (search_space, fixed, SearchSpace)
 
     @property
     def path(self) -> Path | None:
@@ -311,10 +312,17 @@ class StudySpec(_Strict):
         return f"sqlite:///{(self.study_dir / f'{self.name}.db').resolve()}"
 
     def search(self):
-        """The validated :class:`~yieldtune.study.space.SearchSpace` of this study."""
-        from yieldtune.study.space import SearchSpace
+        """The validated :class:`~yieldtune.study.space.SearchSpace` of this study, parsed once.
 
-        return SearchSpace.from_spec(self)
+        The cache is keyed by the very ``search_space``/``fixed`` objects it was parsed from, so a
+        ``model_copy`` that replaces either gets its own parse.
+        """
+        cached = self._search
+        if cached is None or cached[0] is not self.search_space or cached[1] is not self.fixed:
+            from yieldtune.study.space import SearchSpace
+
+            cached = self._search = (self.search_space, self.fixed, SearchSpace.from_spec(self))
+        return cached[2]
 
 
 def parse_study_spec(data: dict[str, Any], *, source: str, path: Path | None = None) -> StudySpec:
