@@ -7,6 +7,7 @@ the ``postgres`` OS user when the tests run as root); the tests skip where there
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import pwd
 import re
@@ -84,10 +85,11 @@ def private_postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_a_storage_call_waits_out_a_restart_with_one_log_line(private_postgres, capfd):
+def test_a_storage_call_waits_out_a_restart_with_one_log_line(private_postgres, caplog):
+    caplog.set_level(logging.INFO, logger="yieldtune")
     storage = open_storage(private_postgres.url, heartbeat=False)
     optuna.create_study(study_name="s", storage=storage)
-    capfd.readouterr()
+    caplog.clear()
     private_postgres.stop()
     result: list = []
     caller = threading.Thread(target=lambda: result.append(storage.get_all_studies()), daemon=True)
@@ -97,7 +99,7 @@ def test_a_storage_call_waits_out_a_restart_with_one_log_line(private_postgres, 
     private_postgres.start()
     caller.join(timeout=60)
     assert [s.study_name for s in result[0]] == ["s"]
-    lines = capfd.readouterr().err.strip().splitlines()
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("yieldtune")]
     assert len(lines) == 2, lines
     assert lines[0].startswith(f"storage {private_postgres.url}: connection lost")
     assert "retrying with backoff for up to 300 s" in lines[0] and "reconnected after" in lines[1]

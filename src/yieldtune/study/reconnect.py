@@ -15,10 +15,9 @@ tell apart; if the break falls exactly inside its commit, an extra RUNNING trial
 from __future__ import annotations
 
 import functools
-import sys
+import logging
 import threading
 import time
-from collections.abc import Callable
 
 import optuna
 
@@ -36,6 +35,8 @@ _RETRIED = (
     "set_trial_system_attr", "get_trial", "get_all_trials", "get_best_trial", "get_trial_user_attrs",
     "get_trial_system_attrs", "record_heartbeat", "_get_stale_trial_ids",
 )
+
+logger = logging.getLogger(__name__)
 
 
 def is_connection_lost(err: BaseException) -> bool:
@@ -59,10 +60,9 @@ class ReconnectingRDBStorage(optuna.storages.RDBStorage):
     """Optuna's RDBStorage whose calls wait out a lost connection (server restart, failover, network blip)."""
 
     def __init__(self, *args, reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT_S, label: str = "database",
-                 log: Callable[[str], None] | None = None, **kwargs) -> None:
+                 **kwargs) -> None:
         self._reconnect_timeout = float(reconnect_timeout)
         self._label = label
-        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._outage_lock = threading.Lock()
         self._outage_since: float | None = None
         super().__init__(*args, **kwargs)
@@ -83,14 +83,14 @@ class ReconnectingRDBStorage(optuna.storages.RDBStorage):
                 self._outage_since = time.monotonic()
                 cause = err.__cause__ or err
                 reason = " ".join(str(getattr(cause, "orig", None) or cause).split())[:160]
-                self._log(f"storage {self._label}: connection lost ({type(cause).__name__}: {reason}); retrying "
-                          f"with backoff for up to {self._reconnect_timeout:g} s")
+                logger.warning(f"storage {self._label}: connection lost ({type(cause).__name__}: {reason}); retrying "
+                               f"with backoff for up to {self._reconnect_timeout:g} s")
             return self._outage_since
 
     def _back(self) -> None:
         with self._outage_lock:
             if self._outage_since is not None:
-                self._log(f"storage {self._label}: reconnected after {time.monotonic() - self._outage_since:.1f} s")
+                logger.info(f"storage {self._label}: reconnected after {time.monotonic() - self._outage_since:.1f} s")
                 self._outage_since = None
 
     def _call(self, method, name: str, *args, **kwargs):
