@@ -6,8 +6,9 @@ parameters, RDKit / model version: any change misses), ``key`` a canonical SMILE
 (never pickle). SQLite's locking (WAL, ``INSERT OR IGNORE``, a busy timeout) makes concurrent workers safe:
 two processes computing the same molecule store one row and read identical bytes.
 
-Where it lives: the caller passes the directory. Studies use their augmentation cache directory
-(``[artifacts] cache_dir``, default ``<artifact dir parent>/cache``); ``tune train --cache-dir`` likewise;
+Where it lives: the caller passes the directory. Trainers and GBM models use ``<cache dir>/features`` under
+the augmentation cache directory (``[artifacts] cache_dir``, default ``<artifact dir parent>/cache``, or
+``tune train --cache-dir``);
 :func:`default_feature_cache` gives ``$TUNE_CACHE_DIR/features`` (default ``~/.cache/yieldtune/features``).
 ``cache=None`` computes in memory only.
 """

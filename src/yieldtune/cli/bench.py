@@ -92,7 +92,6 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
     import time
     from pathlib import Path
 
-    from yieldtune.chem.feature_cache import FeatureCache
     from yieldtune.config import load_run_config
     from yieldtune.data import split_first_n, split_holdout
     from yieldtune.errors import ConfigError
@@ -115,8 +114,7 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
         test, _ = load_table(test_file, spec.layout, target, spec.percent, data_dir)
     if not (train.has_targets and test.has_targets) or not len(test):
         raise ConfigError(f"{data}: baseline needs yields in both the training and the test rows")
-    cache = FeatureCache(cache_dir) if cache_dir else None
-    base = run_baseline(train, test, cache=cache)
+    base = run_baseline(train, test, cache_dir=cache_dir)
     click.echo(json.dumps({"run": "baseline", "data": str(data), **base}))
     summary = {"summary": True, "data": str(data), "baseline_test_r2": base["test"]["r2"]}
     if with_model:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from yieldtune.chem.reaction_features import reaction_roles
 from yieldtune.errors import ModelFileError
 from yieldtune.files import atomic_path
+from yieldtune.model.gbm import reaction_roles
 
 ROLE_NAMES = ("reactants", "agents", "products")
 N_BITS, RADIUS = 2048, 2
@@ -72,14 +72,14 @@ class Domain:
     @property
     def per_role(self) -> list[np.ndarray]:
         if self._per_role is None:
-            mols = reaction_roles(self._reactions or [])
+            mols = [reaction_roles(r) for r in self._reactions or []]
             self._per_role = [fingerprints(list(dict.fromkeys(m for rxn in mols for m in rxn[r])))
                               for r in range(len(ROLE_NAMES))]
         return self._per_role
 
     def similarity(self, reactions: Sequence[str]) -> np.ndarray:
         """``[N, 4]`` float32: nearest-neighbour similarity per role (NaN where the role is empty) and the min."""
-        mols = reaction_roles(reactions)
+        mols = [reaction_roles(r) for r in reactions]
         out = np.full((len(reactions), len(ROLE_NAMES) + 1), np.nan, dtype=np.float32)
         for r in range(len(ROLE_NAMES)):
             distinct = list(dict.fromkeys(m for rxn in mols for m in rxn[r]))

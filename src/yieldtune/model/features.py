@@ -5,7 +5,7 @@ The model cuts a reaction's tokens at ``.`` and ``>`` into molecule *slots* (see
 same way once per data set and maps every slot to its canonical molecule, so a randomized SMILES (augmentation,
 TTA) gets the row of its canonical molecule. :class:`MoleculeFeatures` computes one row per distinct canonical
 molecule (``morgan`` as ``log1p`` counts, ``rdkit2d``/``pretrained`` robustly scaled with statistics fitted on
-the training molecules) and :class:`ReactionFeatures` gathers ``[B, K, F]`` per batch by indexing: no RDKit
+the training molecules) and :class:`SlotFeatures` gathers ``[B, K, F]`` per batch by indexing: no RDKit
 per batch, ever.
 """
 
@@ -115,13 +115,13 @@ class MoleculeFeatures:
             scalers.append(scaler)
         return cls(featurizers, scalers)
 
-    def for_reactions(self, reactions: Sequence[str], cache: FeatureCache | None = None) -> ReactionFeatures:
+    def for_reactions(self, reactions: Sequence[str], cache: FeatureCache | None = None) -> SlotFeatures:
         """The per-slot feature lookup for ``reactions`` (one featurization per distinct molecule)."""
         slots, roles, molecules = reaction_slots(reactions)
-        return ReactionFeatures(slots, self.transform(molecules, cache), molecules)
+        return SlotFeatures(slots, self.transform(molecules, cache), molecules)
 
 
-class ReactionFeatures:
+class SlotFeatures:
     """Slots of N reactions pointing into a table of per-molecule rows; :meth:`batch` gathers ``[B, K, F]``."""
 
     def __init__(self, slots: np.ndarray, table: np.ndarray, molecules: list[str]) -> None:
@@ -133,7 +133,7 @@ class ReactionFeatures:
     def __len__(self) -> int:
         return self.slots.shape[0]
 
-    def to(self, device: torch.device) -> ReactionFeatures:
+    def to(self, device: torch.device) -> SlotFeatures:
         self.table = self.table.to(device)
         self.slots = self.slots.to(device)
         return self
@@ -144,4 +144,4 @@ class ReactionFeatures:
         return self.table[self.slots[index]]
 
 
-__all__ = ["MoleculeFeatures", "ReactionFeatures", "reaction_slots"]
+__all__ = ["MoleculeFeatures", "SlotFeatures", "reaction_slots"]

@@ -25,7 +25,7 @@ from yieldtune.files import atomic_path, write_atomic
 from yieldtune.model.batching import EncodedReactions, sorted_batches
 from yieldtune.model.device import autocast, resolve_device, resolve_precision
 from yieldtune.model.domain import Domain
-from yieldtune.model.features import MoleculeFeatures, ReactionFeatures
+from yieldtune.model.features import MoleculeFeatures, SlotFeatures
 from yieldtune.model.transformer import YieldTransformer
 
 FORMAT = "yieldtune-predictor"
@@ -55,16 +55,16 @@ class YieldPredictor:
         self.domain = domain
         self.feature_cache = None  # a FeatureCache the trainer shares; None: new molecules computed in memory
 
-    def reaction_features(self, reactions: list[str]) -> ReactionFeatures | None:
+    def reaction_features(self, reactions: list[str]) -> SlotFeatures | None:
         """Per-slot molecule features for ``reactions`` (None for a model without features)."""
         if self.features is None:
             return None
         return self.features.for_reactions(reactions, self.feature_cache).to(self.device)
 
     # -- prediction -------------------------------------------------------------------------------
-    def predict_encoded(self, encoded, batch_size: int = 256, features: ReactionFeatures | None = None) -> np.ndarray:
+    def predict_encoded(self, encoded, batch_size: int = 256, features: SlotFeatures | None = None) -> np.ndarray:
         """Yields for pre-encoded sequences (:class:`~yieldtune.model.batching.EncodedReactions`) and, for a
-        model with molecule features, their :class:`ReactionFeatures` (same rows)."""
+        model with molecule features, their :class:`SlotFeatures` (same rows)."""
         if self.features is not None and features is None:
             raise ValueError("this predictor uses molecule features: pass the reactions' features")
         out = np.empty(len(encoded), dtype=np.float32)

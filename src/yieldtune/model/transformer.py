@@ -289,7 +289,7 @@ class YieldTransformer(nn.Module):
         return self.norm(x), pad
 
     def forward(self, ids: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
-        """``features``: ``[B, K', F]`` rows per molecule slot (see :class:`yieldtune.model.features.ReactionFeatures`);
+        """``features``: ``[B, K', F]`` rows per molecule slot (see :class:`yieldtune.model.features.SlotFeatures`);
         required when the model was built with ``feature_dim``."""
         if self.feature_dim and features is None:
             raise ValueError("this model was trained with molecule features: pass features")

@@ -12,37 +12,35 @@ from typing import Any
 
 import numpy as np
 
-from yieldtune.chem.feature_cache import FeatureCache
-from yieldtune.chem.featurizers import make_featurizer
-from yieldtune.chem.reaction_features import role_summed_features
 from yieldtune.data.table import ReactionTable
 from yieldtune.metrics import regression_metrics
+from yieldtune.model.gbm import ReactionFeatures
 
 N_TREES = 1500
 
 
 def fit_baseline(train: ReactionTable, *, radius: int = 2, n_bits: int = 2048, n_trees: int = N_TREES,
-                 seed: int = 0, cache: FeatureCache | None = None):
-    """A fitted ``(predict(reactions) -> yields, featurizer)`` pair; LightGBM is imported here."""
+                 seed: int = 0, cache_dir: str | None = None):
+    """A fitted ``predict(reactions) -> yields``; the features are the GBM family's per-role Morgan sums."""
     import lightgbm
 
-    featurizer = make_featurizer("morgan", radius=radius, n_bits=n_bits)
-    x = role_summed_features(train.reactions, featurizer, cache)
+    features = ReactionFeatures(("morgan",), radius, n_bits, cache_dir)
+    x = features.transform(train.reactions)
     params = {"objective": "regression", "seed": seed, "num_threads": 1, "verbosity": -1}
     model = lightgbm.train(params, lightgbm.Dataset(x, train.yields.astype(np.float64)), num_boost_round=n_trees)
 
     def predict(reactions: list[str]) -> np.ndarray:
-        pred = model.predict(role_summed_features(reactions, featurizer, cache))
+        pred = model.predict(features.transform(reactions))
         return np.clip(pred, 0.0, 1.0).astype(np.float32)
 
     return predict
 
 
 def run_baseline(train: ReactionTable, test: ReactionTable, *, seed: int = 0,
-                 cache: FeatureCache | None = None, **kwargs: Any) -> dict[str, Any]:
+                 cache_dir: str | None = None, **kwargs: Any) -> dict[str, Any]:
     """Train on ``train``, score ``test``: ``{"test": {r2, mae, rmse, n}, "n_train", "seconds", ...}``."""
     t0 = time.perf_counter()
-    predict = fit_baseline(train, seed=seed, cache=cache, **kwargs)
+    predict = fit_baseline(train, seed=seed, cache_dir=cache_dir, **kwargs)
     pred = predict(test.reactions)
     return {"model": f"LightGBM {kwargs.get('n_trees', N_TREES)} trees on per-role summed Morgan counts "
                      f"(radius {kwargs.get('radius', 2)}, {kwargs.get('n_bits', 2048)} bits)",

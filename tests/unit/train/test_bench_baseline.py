@@ -1,0 +1,42 @@
+"""``tune bench baseline``: the fingerprint LightGBM and, with --model, the Transformer on the same split."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+from click.testing import CliRunner
+
+from yieldtune.cli.main import main as cli
+
+
+def _plate(path):
+    rows = [f"{h}.{a}>{b}>c1ccccc1,{0.1 + 0.2 * i + 0.1 * j + 0.05 * k:.3f}"
+            for (i, h), (j, a), (k, b) in itertools.product(
+                enumerate(["Ic1ccccc1", "Brc1ccccc1", "Clc1ccccc1"]), enumerate(["C1COCCN1", "Nc1ccccc1", "CCN"]),
+                enumerate(["CCN(CC)CC", "[Na+].CC(C)(C)[O-]"]))]
+    path.write_text("rxn,yield\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_baseline_and_model_in_one_invocation(tmp_path):
+    data = _plate(tmp_path / "plate.csv")
+    result = CliRunner().invoke(cli, [
+        "bench", "baseline", "--data", str(data), "--train-rows", "14", "--model", "--seeds", "0,1",
+        "--cache-dir", str(tmp_path / "cache"),
+        "--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.ffn_dim=32",
+        "--set", "model.n_layers=1", "--set", "train.epochs=1", "--set", 'model.molecule_features=["morgan"]'])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.strip().splitlines()]
+    assert [x.get("run") for x in lines[:3]] == ["baseline", "model", "model"]
+    assert lines[0]["n_train"] == 14 and lines[0]["test"]["n"] == 4
+    assert [x["seed"] for x in lines[1:3]] == [0, 1] and lines[1]["molecule_features"] == ["morgan"]
+    summary = lines[-1]
+    assert summary["summary"] and summary["seeds"] == [0, 1]
+    assert summary["ratio_to_baseline"] == summary["model_test_r2_mean"] / summary["baseline_test_r2"]
+    assert (tmp_path / "cache" / "features" / "features.sqlite").is_file()
+
+
+def test_split_is_required(tmp_path):
+    result = CliRunner().invoke(cli, ["bench", "baseline", "--data", str(_plate(tmp_path / "p.csv"))])
+    assert result.exit_code == 2 and "--train-rows" in result.output
