@@ -23,10 +23,19 @@ def report(study: str, storage: str | None, out_dir: Path | None, ensemble_dir: 
     from yieldtune.report.page import build_report, default_report_dir
     from yieldtune.study.storage import redact_url
 
+    from yieldtune.ensemble.format import ENSEMBLE_JSON, read_ensemble_json
+    from yieldtune.study.service import other_study
+
     target = resolve_target(study, storage)
     loaded = target.load()
     if ensemble_dir is None and target.artifact_dir is not None:
         ensemble_dir = target.artifact_dir / "ensemble"
+        if (ensemble_dir / ENSEMBLE_JSON).is_file():
+            belongs_to = other_study(read_ensemble_json(ensemble_dir), loaded)
+            if belongs_to is not None:  # one artifact dir, a study of the same name in another storage
+                click.echo(f"note: {ensemble_dir} holds the ensemble of {belongs_to}; the report shows none "
+                           "(run `tune ensemble` for this study)", err=True)
+                ensemble_dir = None
     page = build_report(loaded, out_dir or default_report_dir(target.name), ensemble_dir,
                         storage_label=redact_url(target.storage_url))
     click.echo(str(page))

@@ -112,7 +112,7 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
     import pandas as pd
 
     from yieldtune.study.artifacts import artifact_store_for, download_predictor_dir, download_val_predictions
-    from yieldtune.study.service import load_study
+    from yieldtune.study.service import ensure_study_uid, load_study, study_identity
 
     refit = load_refit_study(spec, storage_url, storage)
     if refit is None:
@@ -123,6 +123,7 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
         raise ConfigError(f"study {spec.name!r}: {n_done} of {len(state.pairs)} refits done; "
                           f"run `tune worker` or `tune ensemble {spec.name}` to finish them")
     main = load_study(spec, storage_url)
+    ensure_study_uid(main)
     store = artifact_store_for(spec)
     trials = {t.number: t for t in main.get_trials(deepcopy=False)}
     sources: list[int] = []
@@ -188,6 +189,7 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
                        "Refit members (train+validation) take their configuration's weight split over seeds.",
             "refit_trials": sorted(t.number for t in state.complete.values()),
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            **study_identity(main, storage_url),  # checked by every reader: one artifact dir, many storages
         }
         target = ensemble_dir(spec)
         with fmt.atomic_directory(target, force=True) as out:
@@ -198,11 +200,15 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
 
 
 def ensure_ensemble(spec: "StudySpec", storage_url: str, *, storage=None, rebuild: bool = False) -> Path:
-    """Build the ensemble unless an intact one for the same completed refits is already there.
+    """Build the ensemble unless an intact one of this study (same study id) for the same completed refits is
+    already there. The directory holds one study's ensemble: a study of the same name in another storage
+    (same study file, ``--storage`` elsewhere) rebuilds it from its own refits, never reuses the other's.
 
     Several workers may finish at once: each builds into its own temp dir and renames; if another
     one's rename wins, its (identical) result is kept.
     """
+    from yieldtune.study.service import load_study, other_study
+
     target = ensemble_dir(spec)
     refit = load_refit_study(spec, storage_url, storage)
     if not rebuild and refit is not None and (target / fmt.ENSEMBLE_JSON).is_file():
@@ -210,7 +216,8 @@ def ensure_ensemble(spec: "StudySpec", storage_url: str, *, storage=None, rebuil
             fmt.verify_manifest(target)
             info = fmt.read_ensemble_json(target)
             done = sorted(t.number for t in queue_state(refit).complete.values())
-            if info.get("refit_trials") == done:
+            mine = other_study(info, load_study(spec, storage or storage_url, heartbeat=False)) is None
+            if mine and info.get("refit_trials") == done:
                 return target
         except ModelFileError:
             pass

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from yieldtune.ensemble.auto import ensemble_dir
+from yieldtune.ensemble.auto import ensemble_dir, ensure_ensemble
 from yieldtune.ensemble.format import (
     ENSEMBLE_JSON,
     MEMBERS_DIR,
@@ -150,6 +150,17 @@ def _model_card(spec, study, info: dict, best, counts: dict[str, int], data_file
     return "\n".join(lines)
 
 
+def _own_ensemble(spec, storage_url: str) -> Path | None:
+    """This study's ensemble, rebuilt from its refits when they are all done; None when they are not."""
+    from yieldtune.ensemble.refit import load_refit_study, queue_state
+
+    refit = load_refit_study(spec, storage_url)
+    state = None if refit is None else queue_state(refit)
+    if state is None or not state.plan or not state.done:
+        return None
+    return ensure_ensemble(spec, storage_url)
+
+
 def export_best(spec, storage_url: str, out: str | Path, *, force: bool = False,
                 predict: str | Path | None = None, submission: bool = False, tta: int | None = None,
                 device: str = "cpu", data_spec=None) -> ExportResult:
@@ -159,7 +170,7 @@ def export_best(spec, storage_url: str, out: str | Path, *, force: bool = False,
     best single trial is exported as a one-member ensemble, and the card and the result say so
     (``tune ensemble STUDY`` builds the ensemble; export again afterwards).
     """
-    from yieldtune.study.service import best_trial_or_none, load_study, state_counts
+    from yieldtune.study.service import best_trial_or_none, load_study, other_study, state_counts
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -181,11 +192,17 @@ def export_best(spec, storage_url: str, out: str | Path, *, force: bool = False,
     note = None
     if (src / ENSEMBLE_JSON).is_file():
         verify_manifest(src)
-        source = str(src)
+        belongs_to = other_study(read_ensemble_json(src), study)
+        if belongs_to is not None:  # same artifact dir, another storage's study: rebuild ours, or go without
+            src = _own_ensemble(spec, storage_url)
+            if src is None:
+                note = (f"{ensemble_dir(spec)} holds the ensemble of {belongs_to}, not of this study; this export "
+                        f"holds the best single trial ({best.number}). Run `tune ensemble` for this study and "
+                        "export again for its ensemble.")
     else:
-        source = f"trial {best.number}"
         note = (f"no ensemble has been built for study {spec.name!r} yet; this export holds the best single "
                 f"trial ({best.number}). Run `tune ensemble {spec.name}` and export again for the ensemble.")
+    source = str(src) if note is None else f"trial {best.number}"
     n_pred = None
     with atomic_directory(out, force=force) as tmp, tempfile.TemporaryDirectory(prefix="yt-exp-") as work:
         if note is None:

@@ -27,6 +27,7 @@ SPEC_ATTR = "yieldtune:spec"
 FILE_ATTR = "yieldtune:study_file"
 BUDGET_ATTR = "yieldtune:n_trials"
 WARM_ATTR = "yieldtune:warm_started"
+UID_ATTR = "yieldtune:study_uid"  # what tells two studies of one name (one study file, two storages) apart
 FINISHED_STATES_NAMES = ("COMPLETE", "PRUNED")
 
 
@@ -95,6 +96,7 @@ def create_or_load_study(spec: StudySpec, storage_url, *, n_trials: int | None =
     if study.metric_names != [spec.objective.metric]:
         # optuna-dashboard shows it as the value's name
         study.set_metric_names([spec.objective.metric])
+    ensure_study_uid(study)
     if SPEC_ATTR not in attrs:
         study.set_user_attr(SPEC_ATTR, json.loads(spec.model_dump_json()))
         study.set_user_attr(FILE_ATTR, str(spec.path) if spec.path else None)
@@ -105,6 +107,33 @@ def create_or_load_study(spec: StudySpec, storage_url, *, n_trials: int | None =
         enqueue_warm_start(spec, study, storage_url if isinstance(storage_url, str) else None)
         study.set_user_attr(WARM_ATTR, True)
     return study
+
+
+def ensure_study_uid(study: "optuna.Study") -> str:
+    """The study's unique id, created on first use (studies made before ids existed get one then)."""
+    import uuid
+
+    uid = study.user_attrs.get(UID_ATTR)
+    if uid is None:
+        study.set_user_attr(UID_ATTR, uuid.uuid4().hex)
+        uid = study.user_attrs[UID_ATTR]  # re-read: a concurrent first use may have written its own
+    return uid
+
+
+def study_identity(study: "optuna.Study", storage_url) -> dict[str, Any]:
+    """What files built from ``study`` record about it: name, unique id, and (for people) the storage."""
+    where = redact_url(storage_url) if isinstance(storage_url, str) else None
+    return {"study": study.study_name, "study_uid": study.user_attrs.get(UID_ATTR), "storage": where}
+
+
+def other_study(recorded: dict[str, Any], study: "optuna.Study") -> str | None:
+    """None when files recording ``recorded`` (see :func:`study_identity`) were built from ``study``; else
+    what they belong to. Files without an id (built before ids were recorded) count as another study's."""
+    uid = study.user_attrs.get(UID_ATTR)
+    if uid is not None and recorded.get("study_uid") == uid:
+        return None
+    return (f"study {recorded.get('study')!r} in {recorded.get('storage') or 'an unrecorded storage'}"
+            + ("" if recorded.get("study_uid") else " (no study id recorded)"))
 
 
 def warm_start_configs(spec: StudySpec, storage_url: str | None) -> list[dict[str, Any]]:
@@ -187,4 +216,5 @@ def best_trial_or_none(study: "optuna.Study"):
 
 
 __all__ = ["load_study", "create_or_load_study", "enqueue_warm_start", "warm_start_configs", "state_counts",
-           "trials_per_minute", "is_stepped_back", "n_finished", "best_trial_or_none", "SPEC_ATTR", "BUDGET_ATTR"]
+           "trials_per_minute", "is_stepped_back", "ensure_study_uid", "study_identity", "other_study",
+           "n_finished", "best_trial_or_none", "SPEC_ATTR", "BUDGET_ATTR"]
