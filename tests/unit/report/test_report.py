@@ -158,6 +158,10 @@ def test_cli_report_from_study_file_and_from_name(toy_url, tmp_path, monkeypatch
     spec.write_text(f'name = "toy"\n[data]\ndataset = "synthetic"\n[storage]\nurl = "{db_url}"\n'
                     '[artifacts]\ndir = "art"\n')
     write_ensemble(tmp_path / "art" / "ensemble")
+    # the ensemble names the study it was built from; the report shows it only for that study
+    optuna.load_study(study_name="toy", storage=db_url).set_user_attr("yieldtune:study_uid", "toy-uid")
+    info_path = tmp_path / "art" / "ensemble" / "ensemble.json"
+    info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "study": "toy", "study_uid": "toy-uid"}))
     res = runner.invoke(main, ["report", str(spec), "--out", str(tmp_path / "custom")])
     assert res.exit_code == 0, res.output
     text = (tmp_path / "custom" / "index.html").read_text(encoding="utf-8")
