@@ -103,3 +103,18 @@ def test_refuses_a_model_dir_that_is_not_one(tmp_path, model_dir):
     (tmp_path / "empty").mkdir()
     proc = run_tune("predict", tmp_path / "empty", plate, "--out", tmp_path / "x.csv", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_predict_accepts_a_tune_train_out_directory(tmp_path):
+    """`tune train --out DIR` saves metrics.json and the predictor in DIR/model/; `tune predict DIR` takes DIR."""
+    from yieldtune.data.synth import write_synthetic_plate
+
+    plate = write_synthetic_plate(tmp_path / "plate.csv", n=40)
+    run_tune("train", "--data", plate, "--out", tmp_path / "trained", "--device", "cpu", "--set", "model.d_model=16",
+             "--set", "model.n_layers=1", "--set", "model.n_heads=2", "--set", "model.ffn_dim=32",
+             "--set", "train.epochs=1", "--set", "train.num_threads=1", cwd=tmp_path)
+    assert (tmp_path / "trained" / "metrics.json").is_file()
+    for model, out in ((tmp_path / "trained", "a.csv"), (tmp_path / "trained" / "model", "b.csv")):
+        proc = run_tune("predict", model, plate, "--out", tmp_path / out, cwd=tmp_path, check=False)
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()

@@ -67,6 +67,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, trai
     from yieldtune.config import load_run_config
     from yieldtune.data import split_first_n, split_holdout
     from yieldtune.data.load import require_varying_target
+    from yieldtune.ensemble.format import TRAIN_MODEL_SUBDIR
     from yieldtune.errors import ConfigError
     from yieldtune.metrics import regression_metrics
     from yieldtune.train.trainer import Trainer
@@ -101,8 +102,8 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, trai
         pred, _ = result.predictor.predict(test)
         summary["test"] = {"n": len(test), **regression_metrics(test.yields, pred)}
     out = Path(out_dir)
-    result.predictor.save(out / "model")
-    summary["model_dir"] = str(out / "model")
+    result.predictor.save(out / TRAIN_MODEL_SUBDIR)
+    summary["model_dir"] = str(out / TRAIN_MODEL_SUBDIR)
     write_atomic(out / "metrics.json", json.dumps(summary, indent=2))
 
     if as_json:
@@ -124,7 +125,8 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, trai
     console = Console()
     console.print(tbl)
     console.print(f"train loss {result.best.train_loss:.4f}, {result.history[-1].samples_per_s:,.0f} samples/s "
-                  f"on {trainer.device} ({trainer.precision}); saved {out / 'metrics.json'} and {out / 'model'}")
+                  f"on {trainer.device} ({trainer.precision}); saved {out / 'metrics.json'} and "
+                  f"{out / TRAIN_MODEL_SUBDIR}")
 
 
 def _echo_epoch(m) -> None:

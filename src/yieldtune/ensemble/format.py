@@ -287,6 +287,9 @@ def copy_ensemble_files(src: Path, dest: Path) -> None:
     shutil.copytree(src / MEMBERS_DIR, dest / MEMBERS_DIR)
 
 
+TRAIN_MODEL_SUBDIR = "model"  # where `tune train --out DIR` saves its predictor (next to metrics.json)
+
+
 def is_single_predictor_dir(directory: Path) -> bool:
     return member_format(directory) is not None and not (directory / ENSEMBLE_JSON).is_file()
 
@@ -300,6 +303,8 @@ def load_ensemble(directory: str | Path, device: str = "cpu") -> Ensemble:
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelFileError(f"{directory}: model directory not found")
+    if not (directory / ENSEMBLE_JSON).is_file() and is_single_predictor_dir(directory / TRAIN_MODEL_SUBDIR):
+        directory = directory / TRAIN_MODEL_SUBDIR  # a `tune train --out` dir: metrics.json + the predictor in model/
     if (directory / MANIFEST).is_file():
         verify_manifest(directory)
     if is_single_predictor_dir(directory):
