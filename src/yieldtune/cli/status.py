@@ -19,8 +19,12 @@ def status(study_file: str, storage: str | None, as_json: bool) -> None:
     from yieldtune.study.spec import load_study_spec
     from yieldtune.study.status import render_status, study_status
 
+    from yieldtune.ensemble.auto import ensemble_progress
+
     spec = load_study_spec(study_file)
-    st = study_status(spec, spec.storage_url(storage))
+    url = spec.storage_url(storage)
+    st = study_status(spec, url)
+    st.update(ensemble_progress(spec, url))
     if as_json:
         click.echo(json.dumps(st, indent=2, default=str))
     else:

@@ -199,6 +199,28 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
     return target
 
 
+def ensemble_progress(spec: "StudySpec", storage_url: str, study=None) -> dict[str, Any]:
+    """Where the after-budget step stands: refits planned/done/running/waiting/failed and whether this
+    study's ensemble is built (for ``tune status``)."""
+    from yieldtune.study.service import load_study, other_study
+
+    refit = load_refit_study(spec, storage_url)
+    progress: dict[str, Any] = {"refits": None, "ensemble": None}
+    if refit is not None:
+        state = queue_state(refit)
+        progress["refits"] = {"planned": len(state.pairs), "complete": sum(p in state.complete for p in state.pairs),
+                              "running": len(state.running), "waiting": len(state.waiting),
+                              "failed_attempts": sum(state.failures.values())}
+    target = ensemble_dir(spec)
+    if (target / fmt.ENSEMBLE_JSON).is_file():
+        info = fmt.read_ensemble_json(target)
+        belongs_to = other_study(info, study or load_study(spec, storage_url, heartbeat=False))
+        progress["ensemble"] = {"dir": str(target), "members": len(info.get("members", [])),
+                                "r2_ensemble": info.get("r2_ensemble"), "created": info.get("created")} \
+            if belongs_to is None else {"dir": str(target), "other_study": belongs_to}
+    return progress
+
+
 def ensure_ensemble(spec: "StudySpec", storage_url: str, *, storage=None, rebuild: bool = False) -> Path:
     """Build the ensemble unless an intact one of this study (same study id) for the same completed refits is
     already there. The directory holds one study's ensemble: a study of the same name in another storage

@@ -59,6 +59,26 @@ def study_status(spec: StudySpec, storage_url: str, *, n_trials: int | None = No
     }
 
 
+def _after_budget_line(status: dict[str, Any]) -> str | None:
+    """Refit and ensemble progress, when the caller added it (``tune status`` does: see ensemble_progress)."""
+    if "refits" not in status:
+        return None
+    r, e = status["refits"], status.get("ensemble")
+    if r is None:
+        refits = "refits: not queued yet (they start when the budget is met, or with `tune ensemble`)"
+    else:
+        extra = ", ".join(f"{r[k]} {k.replace('_', ' ')}" for k in ("running", "waiting", "failed_attempts") if r[k])
+        refits = f"refits {r['complete']}/{r['planned']} done" + (f" ({extra})" if extra else "")
+    if e is None:
+        ensemble = "ensemble: not built yet"
+    elif "other_study" in e:
+        ensemble = f"ensemble: none for this study ({e['dir']} holds the one of {e['other_study']})"
+    else:
+        r2 = "" if e.get("r2_ensemble") is None else f", validation R² {e['r2_ensemble']:.4f}"
+        ensemble = f"ensemble: built in {e['dir']} ({e['members']} members{r2})"
+    return f"{refits}; {ensemble}"
+
+
 def render_status(status: dict[str, Any]):
     """A rich renderable of :func:`study_status` output (used by ``tune status`` and the live view)."""
     from rich.console import Group
@@ -79,6 +99,9 @@ def render_status(status: dict[str, Any]):
     best = status["best"]
     if best:
         head.append(f"\nbest {status['metric']} {best['value']:.4f} (trial {best['number']}): {best['params']}")
+    after = _after_budget_line(status)
+    if after:
+        head.append("\n" + after)
     parts: list = [head]
     if status["running"]:
         table = Table("trial", "worker", "device", "epoch", "last value", "running s", "heartbeat age s",
