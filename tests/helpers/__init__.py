@@ -1,5 +1,6 @@
 """Shared by the tests (importable as ``helpers``: pyproject's pytest ``pythonpath`` puts tests/ on sys.path)."""
 
+from helpers.run_config import tiny_run_config
 from helpers.servers import free_port, get, start_dashboard, stop
 from helpers.studyfiles import (
     TINY_SEARCH_SPACE,
@@ -13,4 +14,4 @@ from helpers.studyfiles import (
 from helpers.toy_study import make_study, toy_objective, write_ensemble
 
 __all__ = ["TINY_SEARCH_SPACE", "free_port", "get", "make_study", "run_tune", "sigint_default", "start_dashboard",
-           "stop", "study_toml", "tiny_search_space", "toy_objective", "tune_argv", "tune_env", "write_ensemble"]
+           "stop", "study_toml", "tiny_search_space", "tiny_run_config", "toy_objective", "tune_argv", "tune_env", "write_ensemble"]

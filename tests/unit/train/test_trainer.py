@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import tiny_run_config
 
 from yieldtune.config import RunConfig
 from yieldtune.data.table import ReactionTable
@@ -32,11 +33,7 @@ def plate() -> ReactionTable:
 
 
 def cfg(**train) -> RunConfig:
-    base = {"epochs": 3, "batch_size": 8, "lr": 2e-3, "scheduler": "constant", "warmup_frac": 0.0,
-            "precision": "fp32", "seed": 0, "num_threads": 1}
-    base.update(train)
-    return RunConfig.model_validate({"model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "ffn_dim": 64,
-                                               "dropout": 0.0, "max_len": 64}, "train": base})
+    return tiny_run_config(**train)
 
 
 def split(table):
