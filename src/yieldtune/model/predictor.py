@@ -52,6 +52,9 @@ class YieldPredictor:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.features = features if features else None
+        if self.features is None and config.model.molecule_features:  # record what the model really uses
+            self.config = config.model_copy(update={"model": config.model.model_copy(
+                update={"molecule_features": ()})})
         self.domain = domain
         self.feature_cache = None  # a FeatureCache the trainer shares; None: new molecules computed in memory
 
@@ -151,6 +154,8 @@ class YieldPredictor:
         if isinstance(run_config, dict) and isinstance(run_config.get("model"), dict):
             # predictors saved before the hierarchical architecture existed are all flat
             run_config["model"].setdefault("architecture", "flat")
+            # ... and those saved before molecule features existed use none (the default has some now)
+            run_config["model"].setdefault("molecule_features", [])
         try:
             config = RunConfig.model_validate(run_config)
         except Exception as err:  # noqa: BLE001 - pydantic errors, wrong types
