@@ -57,7 +57,7 @@ def _config_options(f):
 @_config_options
 @device_option
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
-              help="Where randomized-SMILES variants are cached (default: in memory only).")
+              help="Where randomized-SMILES variants and molecule features are cached (default: in memory only).")
 @click.option("--out", "out_dir", default="runs/train", show_default=True, type=click.Path(file_okay=False),
               help="Directory for metrics.json and the trained predictor.")
 @json_option
