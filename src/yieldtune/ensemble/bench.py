@@ -85,6 +85,8 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
         logger.info(f"scoring {len(sources)} trial model(s) and the ensemble's members on {len(y)} test rows")
 
         def predict(predictor) -> np.ndarray:
+            if hasattr(predictor, "use_cache"):  # GBM: test-row features once, in the study's feature cache
+                predictor.use_cache(spec.cache_dir)
             mean, _ = predictor.predict(rxns, tta=tta, batch_size=batch_size)
             return np.asarray(mean, dtype=np.float64)
 

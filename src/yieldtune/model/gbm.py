@@ -84,6 +84,11 @@ def _drfp_version() -> str:
     return importlib.metadata.version("drfp")
 
 
+# DRFPs computed without a disk cache, by (radius, bits): an ensemble's GBM members share one computation
+_DRFP_MEMORY: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+_DRFP_MEMORY_LIMIT = 100_000  # vectors per setting (400 MB at 1024 bits); cleared beyond
+
+
 def drfp_features(reactions: Sequence[str], radius: int, bits: int, cache) -> np.ndarray:
     """``[n, bits]`` DRFP of each reaction (canonical SMILES in, so equal reactions share a cache row)."""
 
@@ -94,11 +99,14 @@ def drfp_features(reactions: Sequence[str], radius: int, bits: int, cache) -> np
             return np.zeros((0, bits), dtype=np.float32)
         return np.asarray(DrfpEncoder.encode(keys, n_folded_length=bits, radius=radius), dtype=np.float32)
 
-    if cache is None:
-        distinct = list(dict.fromkeys(reactions))
-        table = compute(distinct)
-        row = {k: i for i, k in enumerate(distinct)}
-        return table[[row[k] for k in reactions]] if reactions else table
+    if cache is None:  # no disk cache (a loaded model): remember them in this process, for the other members
+        memory = _DRFP_MEMORY.setdefault((radius, bits), {})
+        missing = [k for k in dict.fromkeys(reactions) if k not in memory]
+        if len(memory) + len(missing) > _DRFP_MEMORY_LIMIT:
+            memory.clear()
+            missing = list(dict.fromkeys(reactions))
+        memory.update(zip(missing, compute(missing)))
+        return np.stack([memory[k] for k in reactions]) if reactions else compute([])
     namespace = f"drfp|radius={radius}|bits={bits}|drfp={_drfp_version()}"
     return cache.get_or_compute(namespace, list(reactions), compute)
 
@@ -188,6 +196,12 @@ class GBMPredictor:
 
     def __init__(self, booster, config: RunConfig, features: ReactionFeatures) -> None:
         self.booster, self.config, self.features = booster, config, features
+
+    def use_cache(self, directory: str | os.PathLike | None) -> "GBMPredictor":
+        """Read and store features in the on-disk feature cache under ``directory`` (None: in memory)."""
+        self.features = ReactionFeatures(self.features.blocks, self.features.radius, self.features.bits,
+                                         None if directory is None else str(directory))
+        return self
 
     def predict(self, reactions, *, tta: int = 0, seed: int = 0,
                 batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
