@@ -14,4 +14,5 @@ from helpers.studyfiles import (
 from helpers.toy_study import make_study, toy_objective, write_ensemble
 
 __all__ = ["TINY_SEARCH_SPACE", "free_port", "get", "make_study", "run_tune", "sigint_default", "start_dashboard",
-           "stop", "study_toml", "tiny_search_space", "tiny_run_config", "toy_objective", "tune_argv", "tune_env", "write_ensemble"]
+           "stop", "study_toml", "tiny_run_config", "tiny_search_space", "toy_objective", "tune_argv", "tune_env",
+           "write_ensemble"]

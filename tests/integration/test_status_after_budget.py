@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import TINY_SEARCH_SPACE, run_tune, study_toml
 
+from helpers import TINY_SEARCH_SPACE, run_tune, study_toml
 from yieldtune.data.synth import write_synthetic_plate
 
 pytestmark = pytest.mark.slow

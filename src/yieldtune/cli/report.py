@@ -19,12 +19,11 @@ from yieldtune.cli._common import quiet_optuna, storage_option
 def report(study: str, storage: str | None, out_dir: Path | None, ensemble_dir: Path | None) -> None:
     """Write one self-contained HTML page (plots + ensemble) for STUDY (a study file, or a name with --storage)."""
     quiet_optuna()
+    from yieldtune.ensemble.format import ENSEMBLE_JSON, read_ensemble_json
     from yieldtune.report.dashboard import resolve_target
     from yieldtune.report.page import build_report, default_report_dir
-    from yieldtune.study.storage import redact_url
-
-    from yieldtune.ensemble.format import ENSEMBLE_JSON, read_ensemble_json
     from yieldtune.study.service import other_study
+    from yieldtune.study.storage import redact_url
 
     target = resolve_target(study, storage)
     loaded = target.load()

@@ -16,10 +16,9 @@ from yieldtune.cli._common import json_option, quiet_optuna, storage_option
 def status(study_file: str, storage: str | None, as_json: bool) -> None:
     """Show the state of STUDY_FILE's study."""
     quiet_optuna()
+    from yieldtune.ensemble.auto import ensemble_progress
     from yieldtune.study.spec import load_study_spec
     from yieldtune.study.status import render_status, study_status
-
-    from yieldtune.ensemble.auto import ensemble_progress
 
     spec = load_study_spec(study_file)
     url = spec.storage_url(storage)

@@ -32,6 +32,7 @@ import numpy as np
 from yieldtune.config import RunConfig
 from yieldtune.errors import ModelFileError
 from yieldtune.files import atomic_path, write_atomic
+from yieldtune.model.saved import read_predictor_meta
 
 FORMAT = "yieldtune-gbm-predictor"
 FORMAT_VERSION = 1
@@ -238,14 +239,7 @@ class GBMPredictor:
                 raise ModelFileError(f"{directory / name}: missing (a GBM model directory holds {MODEL_FILE}, "
                                      f"{SETTINGS_FILE})")
         meta_path = directory / SETTINGS_FILE
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ModelFileError(f"{meta_path}: not valid JSON ({err})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ModelFileError(f"{meta_path}: not a yieldtune GBM predictor config")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ModelFileError(f"{meta_path}: unsupported format_version {meta.get('format_version')!r}")
+        meta = read_predictor_meta(meta_path, FORMAT, FORMAT_VERSION, "GBM predictor")
         try:
             config = RunConfig.model_validate(meta.get("run_config"))
         except Exception as err:  # noqa: BLE001 - pydantic errors, wrong types

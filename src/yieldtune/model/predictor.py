@@ -26,6 +26,7 @@ from yieldtune.model.batching import EncodedReactions, sorted_batches
 from yieldtune.model.device import autocast, resolve_device, resolve_precision
 from yieldtune.model.domain import Domain
 from yieldtune.model.features import MoleculeFeatures, SlotFeatures
+from yieldtune.model.saved import read_predictor_meta
 from yieldtune.model.transformer import YieldTransformer
 
 FORMAT = "yieldtune-predictor"
@@ -141,15 +142,7 @@ class YieldPredictor:
                 raise ModelFileError(
                     f"{directory / name}: missing (a model directory holds {WEIGHTS}, {VOCAB}, {CONFIG})")
         cfg_path = directory / CONFIG
-        try:
-            meta = json.loads(cfg_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ModelFileError(f"{cfg_path}: not valid JSON ({err})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ModelFileError(f"{cfg_path}: not a yieldtune predictor config")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ModelFileError(f"{cfg_path}: unsupported format_version {meta.get('format_version')!r} "
-                                 f"(this yieldtune reads {FORMAT_VERSION})")
+        meta = read_predictor_meta(cfg_path, FORMAT, FORMAT_VERSION, "predictor")
         run_config = meta.get("run_config")
         if isinstance(run_config, dict) and isinstance(run_config.get("model"), dict):
             # predictors saved before the hierarchical architecture existed are all flat

@@ -49,6 +49,7 @@ def test_a_stepped_back_trial_is_counted_apart_from_failures(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.slow  # a real `tune run`
 def test_run_summary_and_status_show_the_same_trials_per_minute(tmp_path):
     path = study_file(tmp_path, 3)
     proc = run_tune("run", path, "--device", "cpu", "--no-live", cwd=tmp_path)

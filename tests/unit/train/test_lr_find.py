@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import tiny_run_config
 
+from helpers import tiny_run_config
 from yieldtune.config import RunConfig
 from yieldtune.data import load_reactions, write_synthetic_plate
 from yieldtune.data.load import infer_spec

@@ -10,8 +10,8 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import tiny_run_config
 
+from helpers import tiny_run_config
 from yieldtune.config import RunConfig
 from yieldtune.data.table import ReactionTable
 from yieldtune.model import YieldPredictor
