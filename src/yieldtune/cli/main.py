@@ -51,7 +51,6 @@ def configure_logging(verbosity: int = 0) -> None:
     logger = logging.getLogger("yieldtune")
     logger.handlers[:] = [handler]
     logger.setLevel(levels.get(max(-2, min(1, verbosity)), logging.ERROR))
-    logger.propagate = False
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
