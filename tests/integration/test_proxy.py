@@ -258,4 +258,6 @@ def test_sigkilled_worker_behind_proxy_is_failed_and_retried(tmp_path):
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == doomed.number]
     assert len(retries) == 1 and retries[0].params == doomed.params
     assert retries[0].user_attrs["worker"] == "survivor" and retries[0].state.is_finished()
-    assert f"study 'killed' trial {doomed.number}: no heartbeat for 3 s -> FAIL, re-queued (max_retry 1)" in err
+    # the proxy's watcher or the surviving worker, whichever looks first, fails and re-queues it, and says so
+    reaped = f"study 'killed' trial {doomed.number}: no heartbeat for 3 s -> FAIL, re-queued (max_retry 1)"
+    assert reaped in err or reaped in out, (err, out[-3000:])

@@ -13,6 +13,7 @@ as for direct database connections: by any worker between trials, and by ``tune 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,8 @@ import optuna
 from optuna.storages import GrpcStorageProxy
 from optuna.storages._heartbeat import BaseHeartbeat  # Optuna exports no public name for it
 from optuna.trial import FrozenTrial, TrialState
+
+logger = logging.getLogger(__name__)
 
 # {"at": sender's time.time(), "grace_period": s, "max_retry": n}; only "at" changing matters to the watcher.
 BEAT_ATTR = "yieldtune:heartbeat"
@@ -48,7 +51,7 @@ class GrpcStorageWithHeartbeat(GrpcStorageProxy, BaseHeartbeat):
                  max_retry: int | None, log: Callable[[str], None] | None = None) -> None:
         super().__init__(host=host, port=port)
         self._interval = int(heartbeat_interval)
-        self._log = log
+        self._log = log if log is not None else logger.warning  # a worker that reaps a trial says so too
         self._announce = {"grace_period": int(grace_period), "max_retry": max_retry}
         self._seen: dict[int, tuple[object, float]] = {}  # trial id -> (last beat seen, when first seen)
 
@@ -85,10 +88,9 @@ class GrpcStorageWithHeartbeat(GrpcStorageProxy, BaseHeartbeat):
 
     def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None]:
         def retry(study: optuna.Study, trial: FrozenTrial) -> None:
-            if self._log is not None:
-                beat = trial.system_attrs.get(BEAT_ATTR) or {}
-                self._log(f"study {study.study_name!r} trial {trial.number}: no heartbeat for "
-                          f"{beat.get('grace_period')} s -> FAIL, re-queued (max_retry {beat.get('max_retry')})")
+            beat = trial.system_attrs.get(BEAT_ATTR) or {}
+            self._log(f"study {study.study_name!r} trial {trial.number}: no heartbeat for "
+                      f"{beat.get('grace_period')} s -> FAIL, re-queued (max_retry {beat.get('max_retry')})")
             _retry_stale_trial(study, trial)
 
         return retry
