@@ -32,7 +32,7 @@ import numpy as np
 from yieldtune.config import RunConfig
 from yieldtune.errors import ModelFileError
 from yieldtune.files import atomic_path, write_atomic
-from yieldtune.model.saved import read_predictor_meta
+from yieldtune.model.saved import read_predictor_meta, require_files, run_config_of
 
 FORMAT = "yieldtune-gbm-predictor"
 FORMAT_VERSION = 1
@@ -234,16 +234,9 @@ class GBMPredictor:
         import lightgbm
 
         directory = Path(directory)
-        for name in (MODEL_FILE, SETTINGS_FILE):
-            if not (directory / name).is_file():
-                raise ModelFileError(f"{directory / name}: missing (a GBM model directory holds {MODEL_FILE}, "
-                                     f"{SETTINGS_FILE})")
+        require_files(directory, (MODEL_FILE, SETTINGS_FILE), "GBM model directory")
         meta_path = directory / SETTINGS_FILE
-        meta = read_predictor_meta(meta_path, FORMAT, FORMAT_VERSION, "GBM predictor")
-        try:
-            config = RunConfig.model_validate(meta.get("run_config"))
-        except Exception as err:  # noqa: BLE001 - pydantic errors, wrong types
-            raise ModelFileError(f"{meta_path}: invalid run_config ({str(err).splitlines()[0]})") from None
+        config = run_config_of(read_predictor_meta(meta_path, FORMAT, FORMAT_VERSION, "GBM predictor"), meta_path)
         model_path = directory / MODEL_FILE
         with model_path.open("rb") as fh:
             if fh.read(5) != b"tree\n":

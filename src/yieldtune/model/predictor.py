@@ -26,7 +26,7 @@ from yieldtune.model.batching import EncodedReactions, sorted_batches
 from yieldtune.model.device import autocast, resolve_device, resolve_precision
 from yieldtune.model.domain import Domain
 from yieldtune.model.features import MoleculeFeatures, SlotFeatures
-from yieldtune.model.saved import read_predictor_meta
+from yieldtune.model.saved import read_predictor_meta, require_files, run_config_of
 from yieldtune.model.transformer import YieldTransformer
 
 FORMAT = "yieldtune-predictor"
@@ -137,10 +137,7 @@ class YieldPredictor:
         directory = Path(directory)
         if not directory.is_dir():
             raise ModelFileError(f"{directory}: model directory not found")
-        for name in (WEIGHTS, VOCAB, CONFIG):
-            if not (directory / name).is_file():
-                raise ModelFileError(
-                    f"{directory / name}: missing (a model directory holds {WEIGHTS}, {VOCAB}, {CONFIG})")
+        require_files(directory, (WEIGHTS, VOCAB, CONFIG), "model directory")
         cfg_path = directory / CONFIG
         meta = read_predictor_meta(cfg_path, FORMAT, FORMAT_VERSION, "predictor")
         run_config = meta.get("run_config")
@@ -149,10 +146,7 @@ class YieldPredictor:
             run_config["model"].setdefault("architecture", "flat")
             # ... and those saved before molecule features existed use none (the default has some now)
             run_config["model"].setdefault("molecule_features", [])
-        try:
-            config = RunConfig.model_validate(run_config)
-        except Exception as err:  # noqa: BLE001 - pydantic errors, wrong types
-            raise ModelFileError(f"{cfg_path}: invalid run_config ({str(err).splitlines()[0]})") from None
+        config = run_config_of(meta, cfg_path)
         try:
             mean, std = float(meta["target_mean"]), float(meta["target_std"])
         except (KeyError, TypeError, ValueError):
