@@ -74,7 +74,9 @@ def bench_train_cmd(data, layout, target, percent, data_dir, steps, warmup_steps
               help="Also train the Transformer (RunConfig + --config/--set) on the same split, per seed.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated train.seed values for --model.")
 @click.option("--val-frac", default=0.1, type=float, show_default=True,
-              help="--model: random fraction of the training rows used for validation (best epoch).")
+              help="--model: fraction of the training rows used for validation (best epoch).")
+@click.option("--val-split", type=click.Choice(["random", "molecules"]), default="random", show_default=True,
+              help="--model: validation rows drawn at random, or whole molecules held out (data.split_by_molecules).")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
               help="TOML file with [model] and [train] tables (--model).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting (--model).")
@@ -82,7 +84,7 @@ def bench_train_cmd(data, layout, target, percent, data_dir, steps, warmup_steps
               help="Feature / augmentation cache directory (default: in memory).")
 @device_option
 def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test_file, with_model, seeds, val_frac,
-                       config_path, overrides, cache_dir, device) -> None:
+                       val_split, config_path, overrides, cache_dir, device) -> None:
     """The fingerprint LightGBM baseline (and with --model the Transformer) on one split: JSON lines.
 
     One line per run (``{"run": "baseline"|"model", "test": {"r2", ...}, "seconds", ...}``), then a summary
@@ -93,7 +95,7 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
     from pathlib import Path
 
     from yieldtune.config import load_run_config
-    from yieldtune.data import split_first_n, split_holdout
+    from yieldtune.data import VALIDATION_SPLITS, split_first_n
     from yieldtune.errors import ConfigError
     from yieldtune.metrics import regression_metrics
     from yieldtune.train.baseline import run_baseline
@@ -121,14 +123,15 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
         r2s = []
         for seed in seed_list:
             cfg = config.with_overrides({"train.seed": seed})
-            tr, val = split_holdout(train, val_frac, seed=seed) if val_frac > 0 else (train, None)
+            tr, val = VALIDATION_SPLITS[val_split](train, val_frac, seed=seed) if val_frac > 0 else (train, None)
             t0 = time.perf_counter()
             result = Trainer(cfg, device=device, cache_dir=Path(cache_dir) if cache_dir else None).fit(tr, val)
             pred, _ = result.predictor.predict(test)
             metrics = regression_metrics(test.yields, pred)
             r2s.append(metrics["r2"])
             click.echo(json.dumps({"run": "model", "seed": seed, "val_r2": result.best.val_r2,
-                                   "best_epoch": result.best_epoch, "test": {"n": len(test), **metrics},
+                                   "best_epoch": result.best_epoch, "val_split": val_split,
+                                   "n_val": 0 if val is None else len(val), "test": {"n": len(test), **metrics},
                                    "seconds": round(time.perf_counter() - t0, 1),
                                    "molecule_features": list(cfg.model.molecule_features)}))
         summary.update({"model_test_r2_mean": statistics.fmean(r2s),

@@ -51,7 +51,9 @@ def _config_options(f):
 @click.command("train")
 @data_options
 @click.option("--test", "test_file", default=None, help="Held-out test file (same layout) to report test metrics on.")
-@click.option("--val-frac", default=0.1, type=float, help="Random fraction of the training rows used for validation.")
+@click.option("--val-frac", default=0.1, type=float, help="Fraction of the training rows used for validation.")
+@click.option("--val-split", type=click.Choice(["random", "molecules"]), default="random", show_default=True,
+              help="Validation rows drawn at random, or whole molecules held out (new reactants/agents).")
 @click.option("--train-rows", default=None, type=int,
               help="First N rows train, the rest test (the standard Buchwald-Hartwig / Suzuki-Miyaura split).")
 @_config_options
@@ -61,11 +63,11 @@ def _config_options(f):
 @click.option("--out", "out_dir", default="runs/train", show_default=True, type=click.Path(file_okay=False),
               help="Directory for metrics.json and the trained predictor.")
 @json_option
-def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, train_rows, config_path, overrides,
-              device, cache_dir, out_dir, as_json) -> None:
+def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_split, train_rows, config_path,
+              overrides, device, cache_dir, out_dir, as_json) -> None:
     """Train one configuration and save metrics.json plus the predictor into --out."""
     from yieldtune.config import load_run_config
-    from yieldtune.data import split_first_n, split_holdout
+    from yieldtune.data import VALIDATION_SPLITS, split_first_n
     from yieldtune.data.load import require_varying_target
     from yieldtune.ensemble.format import TRAIN_MODEL_SUBDIR
     from yieldtune.errors import ConfigError
@@ -84,14 +86,15 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, trai
         table, test = split_first_n(table, train_rows)
     elif test_file:
         test, _ = load_table(test_file, spec.layout, target, spec.percent, data_dir)
-    train, val = split_holdout(table, val_frac, seed=config.train.seed) if val_frac > 0 else (table, None)
+    train, val = (VALIDATION_SPLITS[val_split](table, val_frac, seed=config.train.seed) if val_frac > 0
+                  else (table, None))
 
     show_progress = not as_json and sys.stderr.isatty()
     trainer = Trainer(config, device=device, cache_dir=Path(cache_dir) if cache_dir else None,
                       progress=show_progress)
     result = trainer.fit(train, val, on_epoch=None if show_progress else _echo_epoch)
     summary = {
-        "data": str(data), "n_train": len(train), "n_val": 0 if val is None else len(val),
+        "data": str(data), "n_train": len(train), "n_val": 0 if val is None else len(val), "val_split": val_split,
         "device": str(trainer.device), "precision": trainer.precision, "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early, "best": result.best.to_dict(),
         "val": None if val is None else {"r2": result.best.val_r2, "mae": result.best.val_mae,

@@ -11,7 +11,7 @@ from yieldtune.data.fetch import (
 )
 from yieldtune.data.load import LoadResult, infer_spec, load_reactions, read_reactions
 from yieldtune.data.registry import DATASETS, Dataset, DatasetFile, get_dataset
-from yieldtune.data.split import kfold_indices, split_first_n, split_holdout
+from yieldtune.data.split import VALIDATION_SPLITS, kfold_indices, split_by_molecules, split_first_n, split_holdout
 from yieldtune.data.synth import make_synthetic_plate, write_synthetic_plate
 from yieldtune.data.table import DataSpec, ReactionTable
 from yieldtune.data.validate import Problem, SmilesCache, canonical_reaction, split_reaction
@@ -21,5 +21,6 @@ __all__ = [
     "ReactionTable", "SmilesCache", "canonical_reaction", "dataset_spec", "dedupe", "default_cache_dir",
     "download_file", "duplicate_report", "fetch_dataset", "find_duplicates", "get_dataset", "infer_spec",
     "kfold_indices", "load_reactions", "make_synthetic_plate", "read_reactions", "resolve_dataset",
-    "sha256_file", "split_first_n", "split_holdout", "split_reaction", "write_synthetic_plate",
+    "sha256_file", "split_by_molecules", "split_first_n", "split_holdout", "split_reaction", "VALIDATION_SPLITS",
+    "write_synthetic_plate",
 ]

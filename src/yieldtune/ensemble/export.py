@@ -109,7 +109,7 @@ def _model_card(spec, study, info: dict, best, counts: dict[str, int], data_file
     else:
         lines += [f"- data set: `{spec.data.dataset}` (file not found when exporting; SHA-256 unknown)"]
     v = spec.validation
-    lines += [f"- validation: {v.scheme}" + (f", fraction {v.fraction}" if v.scheme == "holdout" else f", k={v.k}")
+    lines += [f"- validation: {v.scheme}" + (f", k={v.k}" if v.scheme == "kfold" else f", fraction {v.fraction}")
               + f", seed {v.seed}", "- target: yield as a fraction in [0, 1]", ""]
     lines += ["## Search", ""]
     lines += ["- trials by state: " + ", ".join(f"{k} {n}" for k, n in counts.items() if n)]

@@ -91,12 +91,14 @@ def load_study_tables(spec: StudySpec) -> tuple[ReactionTable, ReactionTable | N
 
 def prepare_folds(spec: StudySpec) -> PreparedData:
     """Load once and split into the validation folds every trial of this study uses."""
-    from yieldtune.data.split import kfold_indices, split_holdout
+    from yieldtune.data.split import kfold_indices, split_by_molecules, split_holdout
 
     train, test = load_study_tables(spec)
     v = spec.validation
     if v.scheme == "holdout":
         folds = [split_holdout(train, v.fraction, v.seed)]
+    elif v.scheme == "molecules":
+        folds = [split_by_molecules(train, v.fraction, v.seed)]
     else:
         folds = [(train.subset(tr), train.subset(va)) for tr, va in kfold_indices(len(train), v.k, v.seed)]
     return PreparedData(train, folds, test, train.source)

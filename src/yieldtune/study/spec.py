@@ -45,14 +45,18 @@ class DataSection(DataSpec):
 
 
 class ValidationSpec(_Strict):
-    """Holdout: one random validation split of the train rows. K-fold: k models per trial, mean metric.
+    """Holdout: one random validation split of the train rows. Molecules: one validation split that holds out
+    whole molecules (every validation reaction has a reactant or agent no training reaction has; see
+    :func:`yieldtune.data.split.split_by_molecules`), for studies whose models must work on new molecules.
+    K-fold: k models per trial, mean metric.
 
     With k-fold, the pruner sees fold 0's per-epoch values (all trials then compare the same fold at the
     same epoch); the trial's value is the mean of the folds' best-epoch metrics.
     """
 
-    scheme: Literal["holdout", "kfold"] = "holdout"
-    fraction: float = Field(0.2, gt=0.0, lt=1.0, description="holdout: share of train rows used for validation")
+    scheme: Literal["holdout", "molecules", "kfold"] = "holdout"
+    fraction: float = Field(0.2, gt=0.0, lt=1.0,
+                            description="holdout, molecules: share of train rows used for validation")
     k: int = Field(5, ge=2, le=50, description="kfold: number of folds")
     seed: int = 0
 

@@ -97,3 +97,56 @@ def test_buchwald_hartwig_standard_split(shared_data):
     train, test = split_first_n(t, 2767)
     assert (len(train), len(test)) == (2767, 1188)
     assert find_duplicates(t) == []
+
+
+def _plate(n_additives: int = 12, n_halides: int = 4) -> ReactionTable:
+    """A small plate: every halide with every additive (one written in a non-canonical way), base and solvent
+    shared by all."""
+    halides = ["Brc1ccccc1", "Clc1ccccc1", "Ic1ccccc1", "Brc1ccncc1"][:n_halides]
+    additives = [f"C{'C' * i}O" for i in range(n_additives)]  # ethanol, propanol, ...
+    rxns = [f"{h}.C1COCCN1>{a}.CC(C)(C)[O-].[Na+]>c1ccc(N2CCOCC2)cc1" for h in halides for a in additives]
+    rxns[0] = rxns[0].replace("Brc1ccccc1", "c1ccc(Br)cc1")  # same molecule, other spelling
+    return table(rxns, np.linspace(0.0, 1.0, len(rxns)))
+
+
+def _molecules(t: ReactionTable) -> set[str]:
+    from yieldtune.chem.augment import canonical_molecule
+
+    return {canonical_molecule(m) for r in t.reactions for m in r.rpartition(">")[0].replace(">", ".").split(".")}
+
+
+def test_split_by_molecules_holds_out_whole_molecules():
+    from yieldtune.data import split_by_molecules
+
+    plate = _plate()
+    for seed in range(5):
+        train, val = split_by_molecules(plate, 0.2, seed=seed)
+        assert len(train) + len(val) == len(plate) and not set(train.ids) & set(val.ids)
+        assert 0.1 * len(plate) <= len(val) <= 0.3 * len(plate)
+        unseen = _molecules(val) - _molecules(train)
+        # every validation reaction holds a molecule no training reaction holds (in canonical form)
+        from yieldtune.chem.augment import canonical_molecule
+        for r in val.reactions:
+            mols = {canonical_molecule(m) for m in r.rpartition(">")[0].replace(">", ".").split(".")}
+            assert mols & unseen, r
+        # the shared morpholine, base and counter-ion are never held out
+        assert {"C1COCCN1", "[Na+]", "CC(C)(C)[O-]"} <= _molecules(train)
+    assert split_by_molecules(plate, 0.2, seed=1)[1].ids == split_by_molecules(plate, 0.2, seed=1)[1].ids
+    assert split_by_molecules(plate, 0.2, seed=1)[1].ids != split_by_molecules(plate, 0.2, seed=2)[1].ids
+
+
+def test_split_by_molecules_a_random_split_would_leak():
+    """The point of it: a random split of a full plate leaves no validation molecule unseen."""
+    plate = _plate()
+    train, val = split_holdout(plate, 0.2, seed=0)
+    assert not _molecules(val) - _molecules(train)
+
+
+def test_split_by_molecules_refuses_when_nothing_is_rare():
+    from yieldtune.data import split_by_molecules
+
+    same = table([A] * 3 + [B] * 3, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])  # each molecule in half the rows
+    with pytest.raises(DataError, match="random holdout"):
+        split_by_molecules(same, 0.1)
+    with pytest.raises(DataError, match="fraction"):
+        split_by_molecules(_plate(), 1.5)
