@@ -45,8 +45,10 @@ def make_study(storage: str, n_trials: int = 16, name: str = "toy") -> optuna.St
     return study
 
 
-def write_ensemble(directory: Path, n: int = 40, members: int = 3, with_r2: bool = False) -> dict[str, float]:
-    """ensemble.json + holdout_predictions.csv as the ensemble step writes them; returns each model's true R²."""
+def write_ensemble(directory: Path, n: int = 40, members: int = 3, with_r2: bool = False,
+                   n_test: int = 20) -> dict[str, float]:
+    """ensemble.json + holdout_predictions.csv (+ test_applicability.csv with ``n_test`` rows, the first quarter
+    of them below 0.6 similarity) as the ensemble step writes them; returns each model's true R²."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     y = rng.uniform(0.0, 1.0, n)
@@ -54,6 +56,12 @@ def write_ensemble(directory: Path, n: int = 40, members: int = 3, with_r2: bool
     ens = np.mean(list(preds.values()), axis=0)
     frame = pd.DataFrame({"id": [f"rxn{i}" for i in range(n)], "y_true": y, **preds, "ensemble": ens})
     frame.to_csv(directory / "holdout_predictions.csv", index=False)
+    if n_test:
+        low = np.arange(n_test) < n_test // 4
+        sim = np.where(low, 0.3, 1.0)
+        pd.DataFrame({"id": [f"test{i}" for i in range(n_test)], "similarity_reactants": sim,
+                      "similarity_agents": np.ones(n_test), "similarity_products": sim,
+                      "similarity_min": sim}).to_csv(directory / "test_applicability.csv", index=False)
 
     def r2(p):
         return 1.0 - float(((y - p) ** 2).sum()) / float(((y - y.mean()) ** 2).sum())

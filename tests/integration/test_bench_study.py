@@ -43,11 +43,16 @@ def _no_env_storage(monkeypatch):
 
 def tune(*args) -> list[dict]:
     """Run `tune ...` in-process; return its stdout JSON lines (worker processes write their own logs)."""
+    return [json.loads(line) for line in tune_text(*args).splitlines() if line.strip()]
+
+
+def tune_text(*args) -> str:
+    """Run `tune ...` in-process; return its stdout."""
     from yieldtune.cli.main import main
 
     result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return result.stdout
 
 
 def study_names(url: str) -> list[str]:
@@ -112,6 +117,18 @@ def test_bench_ensemble_builds_and_scores_on_test_then_validation(root):
     assert len(rec["members"]) == 2 and abs(sum(m["weight"] for m in rec["members"]) - 1) < 1e-6
     assert all(math.isfinite(m["r2"]) for m in rec["members"])
     assert rec["r2_ensemble_minus_best_single"] == pytest.approx(rec["r2_ensemble"] - rec["r2_best_single"], abs=1e-5)
+
+    # the ensemble step kept how close each test row's molecules are to the training molecules; the report shows it
+    import pandas as pd
+
+    from yieldtune.model.domain import SIMILARITY_COLUMNS
+
+    app = pd.read_csv(ens_dir / "test_applicability.csv", dtype={"id": str})
+    assert len(app) == 16 and list(app.columns) == ["id", *SIMILARITY_COLUMNS]
+    assert app["similarity_min"].between(0.0, 1.0).all()
+    assert (app["similarity_min"] <= app[list(SIMILARITY_COLUMNS[:3])].min(axis=1) + 1e-6).all()
+    page = Path(tune_text("report", path, "--out", root / "report").strip())
+    assert 'id="fig-applicability"' in page.read_text(encoding="utf-8")
 
     # the same study read without its test split: scored on the trial models' validation predictions
     no_test = root / "ens_val" / "ens.toml"

@@ -193,10 +193,27 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
         }
         target = ensemble_dir(spec)
         with fmt.atomic_directory(target, force=True) as out:
-            fmt.save_ensemble_dir(out, members, info, holdout=pd.DataFrame(holdout))
+            fmt.save_ensemble_dir(out, members, info, holdout=pd.DataFrame(holdout),
+                                  test_applicability=test_applicability(spec))
             fmt.write_manifest(out)
     logger.debug("ensemble of %d members written to %s (r2 %.4f)", len(members), target, info["r2_ensemble"])
     return target
+
+
+def test_applicability(spec: "StudySpec"):
+    """Per row of the study's test split (None without one): the nearest-neighbour similarity of its molecules
+    to the molecules the refit members trained on (train + validation), as ``tune predict`` reports it; the
+    report shows how much of the test set lies outside the training chemistry."""
+    import pandas as pd
+
+    from yieldtune.model.domain import SIMILARITY_COLUMNS, Domain
+    from yieldtune.study.datasets import load_study_tables
+
+    train, test = load_study_tables(spec)
+    if test is None or not len(test):
+        return None
+    sim = Domain.from_reactions(train.reactions).similarity(test.reactions)
+    return pd.DataFrame({"id": test.ids, **{c: sim[:, j] for j, c in enumerate(SIMILARITY_COLUMNS)}})
 
 
 def ensemble_progress(spec: "StudySpec", storage_url: str, study=None) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from yieldtune.files import atomic_path, sha256_file
 MANIFEST = "manifest.json"
 ENSEMBLE_JSON = "ensemble.json"
 HOLDOUT_CSV = "holdout_predictions.csv"
+TEST_APPLICABILITY_CSV = "test_applicability.csv"  # per test row: similarity of its molecules to the training ones
 MEMBERS_DIR = "members"
 WEIGHTS_FILE = "model.safetensors"
 MEMBER_FILES = ("model.safetensors", "vocab.json", "config.json")
@@ -261,9 +262,10 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
 
 
 def save_ensemble_dir(directory: Path, members: Sequence[tuple[dict[str, Any], Any]],
-                      info: dict[str, Any], holdout=None) -> None:
+                      info: dict[str, Any], holdout=None, test_applicability=None) -> None:
     """Write members (``(entry, predictor)``: predictor has ``save(dir)``, or is a path to copy),
-    ensemble.json (``info`` + ``members`` entries) and holdout_predictions.csv into ``directory``."""
+    ensemble.json (``info`` + ``members`` entries), holdout_predictions.csv and test_applicability.csv into
+    ``directory``."""
     directory = Path(directory)
     (directory / MEMBERS_DIR).mkdir(parents=True, exist_ok=True)
     entries = []
@@ -275,13 +277,15 @@ def save_ensemble_dir(directory: Path, members: Sequence[tuple[dict[str, Any], A
             predictor.save(dest)
         entries.append(entry)
     _write_json(directory / ENSEMBLE_JSON, {**info, "members": entries})
-    if holdout is not None:
-        holdout.to_csv(directory / HOLDOUT_CSV, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    for frame, name in ((holdout, HOLDOUT_CSV), (test_applicability, TEST_APPLICABILITY_CSV)):
+        if frame is not None:
+            frame.to_csv(directory / name, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
 
 
 def copy_ensemble_files(src: Path, dest: Path) -> None:
-    """Copy ensemble.json, holdout_predictions.csv and members/ from a verified ensemble dir."""
-    for name in (ENSEMBLE_JSON, HOLDOUT_CSV):
+    """Copy ensemble.json, holdout_predictions.csv, test_applicability.csv and members/ from a verified
+    ensemble dir."""
+    for name in (ENSEMBLE_JSON, HOLDOUT_CSV, TEST_APPLICABILITY_CSV):
         if (src / name).is_file():
             shutil.copy2(src / name, dest / name)
     shutil.copytree(src / MEMBERS_DIR, dest / MEMBERS_DIR)

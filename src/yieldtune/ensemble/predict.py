@@ -52,13 +52,13 @@ class FilePredictions:
         import csv
         import io
 
-        from yieldtune.model.domain import ROLE_NAMES
+        from yieldtune.model.domain import SIMILARITY_COLUMNS
 
         preds = self.by_row
         sims = {} if self.similarity is None else dict(zip(self.table.rows, self.similarity))
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        extra = [] if self.similarity is None else [f"similarity_{r}" for r in (*ROLE_NAMES, "min")]
+        extra = [] if self.similarity is None else list(SIMILARITY_COLUMNS)
         writer.writerow([*self.header, "yield_pred", "yield_std", *extra])
         for line, cells in self.rows:
             if line in preds:

@@ -20,6 +20,7 @@ from yieldtune.files import atomic_path
 from yieldtune.model.gbm import reaction_roles
 
 ROLE_NAMES = ("reactants", "agents", "products")
+SIMILARITY_COLUMNS = tuple(f"similarity_{r}" for r in (*ROLE_NAMES, "min"))  # the columns of Domain.similarity
 N_BITS, RADIUS = 2048, 2
 WARN_BELOW = 0.6
 
@@ -118,4 +119,4 @@ class Domain:
         return cls([np.unpackbits(p, axis=1).astype(bool) for p in packed])
 
 
-__all__ = ["Domain", "ROLE_NAMES", "WARN_BELOW", "fingerprints", "nearest_tanimoto"]
+__all__ = ["Domain", "ROLE_NAMES", "SIMILARITY_COLUMNS", "WARN_BELOW", "fingerprints", "nearest_tanimoto"]

@@ -260,6 +260,7 @@ def ensemble_sections(summary: "EnsembleSummary") -> list[Section]:
                        xaxis_title="model")
     sections = [Section("ensemble-r2", "Ensemble R²", "Hold-out R² of each member (grouped and coloured by model "
                         "family) and of the weighted ensemble.", figure=bars)]
+    sections.append(_applicability_section(summary))
     frame = summary.predictions
     if frame is None:
         sections.append(Section("ensemble-predictions", "Predicted vs true", "",
@@ -294,3 +295,34 @@ def ensemble_sections(summary: "EnsembleSummary") -> list[Section]:
                 "systematic bias.", figure=residual),
     ]
     return sections
+
+
+def _applicability_section(summary: "EnsembleSummary") -> Section:
+    """How close the test set's molecules are to the training molecules: a histogram per role and of the
+    minimum, the warning threshold of ``tune predict`` marked, the share below it in the caption."""
+    import plotly.graph_objects as go
+
+    from yieldtune.model.domain import ROLE_NAMES, SIMILARITY_COLUMNS, WARN_BELOW
+
+    frame = summary.test_applicability
+    title = "Applicability domain of the test set"
+    if frame is None:
+        return Section("applicability", title, "", note="the study has no test split (data.train_rows or "
+                       "data.test), so there is no test set to compare with the training molecules")
+    fig = go.Figure()
+    for col, label in zip(SIMILARITY_COLUMNS, (*ROLE_NAMES, "min over roles")):
+        values = frame[col].dropna()
+        if len(values):
+            fig.add_trace(go.Histogram(x=values, name=label, xbins={"start": 0.0, "end": 1.0001, "size": 0.05},
+                                       opacity=1.0 if col == "similarity_min" else 0.45))
+    fig.add_vline(x=WARN_BELOW, line={"dash": "dash", "color": "black"},
+                  annotation_text=f"tune predict warns below {WARN_BELOW}")
+    fig.update_layout(barmode="overlay", title=title, xaxis_title="nearest-neighbour Tanimoto similarity to the "
+                      "training molecules (1 = seen in training)", yaxis_title="test reactions")
+    least = frame["similarity_min"].to_numpy(dtype=float)
+    n_low, n = int((least < WARN_BELOW).sum()), len(least)
+    unseen = int((least < 1.0).sum())
+    caption = (f"{n_low} of {n} test reactions ({n_low / max(n, 1):.0%}) hold a molecule below {WARN_BELOW} "
+               f"similarity to every training molecule of its role; {unseen} ({unseen / max(n, 1):.0%}) hold at "
+               "least one molecule not seen in training. Predictions there extrapolate.")
+    return Section("applicability", title, caption, figure=fig)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yieldtune.ensemble.format import ENSEMBLE_JSON, HOLDOUT_CSV, read_ensemble_json
+from yieldtune.ensemble.format import ENSEMBLE_JSON, HOLDOUT_CSV, TEST_APPLICABILITY_CSV, read_ensemble_json
 from yieldtune.errors import DataError, ModelFileError
 from yieldtune.files import write_atomic
 from yieldtune.metrics import r2_score
@@ -51,6 +51,8 @@ class EnsembleSummary:
     predictions: "pd.DataFrame | None" = field(default=None, compare=False)
     directory: Path | None = None
     holdout: str | None = None  # what the hold-out rows are, as the ensemble step describes them
+    # per test row, similarity of its molecules to the training molecules (yieldtune.model.domain); None: no test
+    test_applicability: "pd.DataFrame | None" = field(default=None, compare=False)
 
     def prediction_columns(self) -> list[str]:
         """Prediction columns of the hold-out CSV: the members, then ``ensemble``."""
@@ -106,20 +108,10 @@ def load_ensemble_summary(directory: Path | str | None) -> EnsembleSummary | Non
             r2=_number(raw.get("r2"), path, f"members[{i}].r2"),
             family=str(raw.get("family", "transformer")),
         ))
-    predictions = None
-    csv = directory / HOLDOUT_CSV
-    if csv.is_file():
-        import pandas as pd
+    from yieldtune.model.domain import SIMILARITY_COLUMNS
 
-        try:
-            predictions = pd.read_csv(csv)
-        except (OSError, ValueError) as err:
-            raise DataError(f"not a readable CSV: {err}", path=str(csv)) from err
-        if "y_true" not in predictions.columns:
-            raise DataError("missing column", path=str(csv), column="y_true")
-        for col in predictions.columns:
-            if col != "id" and not pd.api.types.is_numeric_dtype(predictions[col]):
-                raise DataError("expected numbers", path=str(csv), column=col)
+    predictions = _numeric_csv(directory / HOLDOUT_CSV, ("y_true",))
+    applicability = _numeric_csv(directory / TEST_APPLICABILITY_CSV, SIMILARITY_COLUMNS)
     return EnsembleSummary(
         members=members,
         r2_ensemble=_number(data.get("r2_ensemble"), path, "r2_ensemble"),
@@ -128,7 +120,28 @@ def load_ensemble_summary(directory: Path | str | None) -> EnsembleSummary | Non
         predictions=predictions,
         directory=directory,
         holdout=data["holdout"] if isinstance(data.get("holdout"), str) else None,
+        test_applicability=applicability,
     )
+
+
+def _numeric_csv(csv: Path, required: tuple[str, ...]) -> "pd.DataFrame | None":
+    """A CSV of the ensemble dir whose columns other than ``id`` are numbers (None where the file is absent);
+    a malformed one is a DataError naming the file and column."""
+    if not csv.is_file():
+        return None
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(csv)
+    except (OSError, ValueError) as err:
+        raise DataError(f"not a readable CSV: {err}", path=str(csv)) from err
+    for col in required:
+        if col not in frame.columns:
+            raise DataError("missing column", path=str(csv), column=col)
+    for col in frame.columns:
+        if col != "id" and not pd.api.types.is_numeric_dtype(frame[col]):
+            raise DataError("expected numbers", path=str(csv), column=col)
+    return frame
 
 
 _STYLE = """

@@ -20,7 +20,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 ALL_STUDY_FIGURES = ["history", "intermediate", "importances", "parallel", "slice-model-size",
                      "slice-augmentation", "slice-scheduler", "timeline"]
-ENSEMBLE_FIGURES = ["ensemble-r2", "ensemble-predictions", "ensemble-residuals"]
+ENSEMBLE_FIGURES = ["ensemble-r2", "applicability", "ensemble-predictions", "ensemble-residuals"]
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +192,15 @@ def test_report_from_postgres_study_hides_password(pg_url, tmp_path):
     assert 'id="fig-timeline"' in text and make_url(pg_url).database in text
     password = make_url(pg_url).password
     assert not password or password not in text
+
+
+def test_applicability_section_counts_the_test_rows_outside_the_domain(tmp_path):
+    from yieldtune.report.figures import ensemble_sections
+
+    write_ensemble(tmp_path / "ens", n_test=20)  # 5 of 20 rows at similarity 0.3, the rest seen in training
+    section = {s.key: s for s in ensemble_sections(load_ensemble_summary(tmp_path / "ens"))}["applicability"]
+    assert "5 of 20 test reactions (25%)" in section.caption and "below 0.6" in section.caption
+    assert {tr.name for tr in section.figure.data} == {"reactants", "agents", "products", "min over roles"}
+    write_ensemble(tmp_path / "none", n_test=0)
+    section = {s.key: s for s in ensemble_sections(load_ensemble_summary(tmp_path / "none"))}["applicability"]
+    assert section.figure is None and "no test split" in section.note
