@@ -20,7 +20,7 @@ Positional = Literal["learned", "sinusoidal"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 FeatureName = Literal["morgan", "rdkit2d", "pretrained"]
 FeatureCombine = Literal["add", "concat", "gate"]
-Encoder = Literal["scratch", "pretrained"]
+Encoder = Literal["scratch", "pretrained", "none"]
 SchedulerName = Literal["constant", "cosine", "onecycle", "linear", "step", "plateau"]
 Family = Literal["transformer", "gbm"]
 # the GBM feature blocks (see yieldtune.model.gbm); a configuration uses a "+"-joined non-empty subset
@@ -44,7 +44,9 @@ class ModelConfig(_Strict):
     ``molecule_features`` (see :mod:`yieldtune.chem.featurizers`) adds RDKit / pretrained features per
     molecule: projected to ``d_model`` and combined with each molecule's pooled token vector
     (``feature_combine``) before the reaction layers; in the flat model summed per role into the pooled vector.
-    ``encoder = "pretrained"`` replaces the token encoder by rxnmapper's ALBERT (hidden 256, fine-tuned).
+    ``encoder = "pretrained"`` replaces the token encoder by rxnmapper's ALBERT (hidden 256, fine-tuned);
+    ``encoder = "none"`` has no token encoder at all: a molecule is its projected features (hierarchical only),
+    so the reaction layers see chemistry, not learned identities.
     """
 
     architecture: Architecture = "hierarchical"
@@ -61,6 +63,9 @@ class ModelConfig(_Strict):
     molecule_features: tuple[FeatureName, ...] = Field(("morgan", "rdkit2d"),
                                                        description="per-molecule featurizers; [] for none")
     feature_combine: FeatureCombine = "add"
+    feature_dropout: float = Field(0.0, ge=0.0, lt=1.0,
+                                   description="training: dropout on each molecule's feature values before the "
+                                               "projection (a plate has few distinct molecules to learn it from)")
     morgan_radius: int = Field(2, ge=0, le=8)
     morgan_bits: int = Field(2048, ge=16, le=65536)
     encoder: Encoder = "scratch"
@@ -72,6 +77,9 @@ class ModelConfig(_Strict):
         if self.encoder == "pretrained" and self.max_len > 512:
             raise ValueError(f"model.max_len ({self.max_len}) must be <= 512 with model.encoder = \"pretrained\" "
                              "(the ALBERT's positions)")
+        if self.encoder == "none" and (not self.molecule_features or self.architecture != "hierarchical"):
+            raise ValueError("model.encoder = \"none\" needs model.molecule_features and "
+                             "model.architecture = \"hierarchical\" (a molecule is its features)")
         if len(set(self.molecule_features)) != len(self.molecule_features):
             raise ValueError(f"model.molecule_features lists a featurizer twice: {list(self.molecule_features)}")
         return self

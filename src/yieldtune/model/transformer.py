@@ -203,9 +203,10 @@ class YieldTransformer(nn.Module):
             raise ValueError("the hierarchical architecture needs the separator token ids (use for_tokenizer)")
         self.separators = separators
         self.pretrained = cfg.encoder == "pretrained"
+        self.tokens_encoded = cfg.encoder != "none"
         if self.pretrained:
             self._init_albert(tokens)
-        else:
+        elif self.tokens_encoded:
             self.embed = nn.Embedding(vocab_size, cfg.d_model, padding_idx=pad_id)
             nn.init.normal_(self.embed.weight, std=0.02)
             with torch.no_grad():
@@ -264,7 +265,10 @@ class YieldTransformer(nn.Module):
         """Projected ``[B, K, d]`` features, their slot count cut or zero-padded to the token slots' ``k``."""
         if features.shape[1] < k:
             features = F.pad(features, (0, 0, 0, k - features.shape[1]))
-        return self.feature_proj(features[:, :k].to(dtype))
+        features = features[:, :k]
+        if self.training and self.cfg.feature_dropout > 0:
+            features = F.dropout(features, self.cfg.feature_dropout, training=True)
+        return self.feature_proj(features.to(dtype))
 
     def _combine(self, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         """Molecule vectors ``x`` and projected features ``f`` -> the molecule's input to the reaction layers."""
@@ -305,16 +309,19 @@ class YieldTransformer(nn.Module):
                 pooled = pooled + self.feature_roles(per_role.flatten(1))
             return self.head(pooled).squeeze(-1).float()
         mols = self._split(ids)
-        parts = []
-        for lo, hi, width in mols.chunks:
-            hidden, pad = self._encode_tokens(mols.tokens[lo:hi, :width])
-            parts.append(mean_pool(hidden, pad))
-        # [U, d]; a batch without a single molecule gets one zero row for its absent slots to point at
-        vectors = torch.cat(parts) if parts else self.norm.weight.new_zeros(1, self.cfg.d_model)
-        x = vectors[mols.index]  # [B, K, d]
-        if self.feature_dim:
-            x = self._combine(x, self._slot_features(features, x.shape[1], x.dtype))
-        x = x + self.roles(mols.roles).to(vectors.dtype)
+        if self.tokens_encoded:
+            parts = []
+            for lo, hi, width in mols.chunks:
+                hidden, pad = self._encode_tokens(mols.tokens[lo:hi, :width])
+                parts.append(mean_pool(hidden, pad))
+            # [U, d]; a batch without a single molecule gets one zero row for its absent slots to point at
+            vectors = torch.cat(parts) if parts else self.norm.weight.new_zeros(1, self.cfg.d_model)
+            x = vectors[mols.index]  # [B, K, d]
+            x = self._combine(x, self._slot_features(features, x.shape[1], x.dtype)) if self.feature_dim else x
+        else:  # encoder "none": a molecule is its projected features (zero where no molecule is)
+            x = self._slot_features(features, mols.index.shape[1], self.norm.weight.dtype)
+            x = x * mols.present.unsqueeze(-1).to(x.dtype)
+        x = x + self.roles(mols.roles).to(x.dtype)
         present = mols.present
         if self.cfg.pooling == "cls":
             x = torch.cat([self.reaction_cls.to(x.dtype).expand(x.shape[0], 1, -1), x], dim=1)

@@ -13,7 +13,8 @@ hierarchical architecture.
 
 ``molecule_features`` is one categorical over named combinations (``"none"``, ``"morgan"``,
 ``"morgan+rdkit2d"``, ...), not one switch per featurizer, so TPE sees a fixed choice list; ``feature_combine``
-is sampled only where some features are used.
+and ``feature_dropout`` are sampled only where some features are used, and ``encoder = "none"`` (no token
+encoder) may be searched only where every choice has features.
 
 ``family`` picks the model family of a trial (``"transformer"`` or ``"gbm"``; a list searches both). Every
 other parameter belongs to one family and is sampled only in that family's trials, so a GBM trial never
@@ -101,6 +102,9 @@ PARAMS: dict[str, ParamDef] = {
     "feature_combine": _transformer(str, "model.feature_combine",
                                     lambda v: bool(feature_names(v.get("molecule_features"))),
                                     parent="molecule_features"),
+    "feature_dropout": _transformer(float, "model.feature_dropout",
+                                    lambda v: bool(feature_names(v.get("molecule_features"))),
+                                    parent="molecule_features"),
     "encoder": _transformer(str, "model.encoder"),
     "gbm_rounds": _gbm(int, "gbm.n_rounds", help="boosting rounds at most (early stopping on validation)"),
     "gbm_lr": _gbm(float, "gbm.learning_rate"),
@@ -152,6 +156,7 @@ DEFAULT_SPACE: dict[str, Any] = {
     "grad_clip": 1.0,
     "molecule_features": _default_features(),
     "feature_combine": RunConfig().model.feature_combine,
+    "feature_dropout": RunConfig().model.feature_dropout,
     "encoder": RunConfig().model.encoder,
     "gbm_rounds": {"low": 200, "high": 2000, "step": 100},
     "gbm_lr": {"low": 0.01, "high": 0.2, "log": True},
@@ -288,6 +293,10 @@ class SearchSpace:
         if unknown:
             raise ConfigError(f"{where}: search_space.family: unknown model family {unknown[0]!r}; known: "
                               f"{', '.join(get_args(Family))}")
+        encoders = _possible_values(entries["encoder"]) if "encoder" in entries else ()
+        if "none" in encoders and any(not feature_names(v) for v in _possible_values(entries.get("molecule_features"))):
+            raise ConfigError(f"{where}: search_space.encoder: \"none\" (a molecule is its features) needs "
+                              "molecule features in every trial; drop \"none\" from search_space.molecule_features")
         fixed = _fixed_settings(spec)
         for name, entry in entries.items():  # a [fixed.*] setting beats a fixed default the file did not write
             if isinstance(entry, Fixed) and name not in spec.search_space and PARAMS[name].target in fixed:

@@ -171,3 +171,38 @@ def test_feature_table_is_built_once_per_distinct_molecule(tmp_path):
     features.transform(molecules, cache)
     assert cache.misses == len(molecules) == len(set(molecules))
     assert len(molecules) == len(HALIDES) + len(AMINES) + 5 + 2  # a salt's ions are molecules; + [Pd], benzene
+
+
+def test_encoder_none_reads_molecules_only_through_their_features(tmp_path):
+    table = plate()
+    config = cfg(features=("morgan",), encoder="none", feature_dropout=0.3)
+    predictor = Trainer(config).fit(table.subset(range(30)), table.subset(range(30, 36))).predictor
+    model = predictor.model
+    assert not hasattr(model, "layers") and not hasattr(model, "embed")  # no token encoder at all
+    # two spellings of one molecule have the same features, hence the same prediction (no token path)
+    rxn = table.reactions[0]
+    variant = augment_reaction(rxn, np.random.default_rng(5))
+    assert variant != rxn
+    a, b = predictor.predict([rxn, variant])[0]
+    assert a == pytest.approx(b, abs=1e-6)
+    # feature dropout acts in training only: evaluation is deterministic, training is not
+    feats = predictor.reaction_features(table.reactions[:4])
+    ids = _pad([predictor.tokenizer.encode(r, 128) for r in table.reactions[:4]])
+    f = feats.batch(np.arange(4))
+    model.eval()
+    assert torch.equal(model(ids, f), model(ids, f))
+    model.train()
+    assert not torch.equal(model(ids, f), model(ids, f))
+    model.eval()
+    predictor.save(tmp_path / "m")
+    np.testing.assert_allclose(YieldPredictor.load(tmp_path / "m").predict(table.reactions)[0],
+                               predictor.predict(table.reactions)[0], atol=1e-6)
+
+
+def test_encoder_none_needs_features_and_the_hierarchical_model():
+    from yieldtune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="encoder.*needs model.molecule_features"):
+        RunConfig().with_overrides({"model.encoder": "none", "model.molecule_features": []})
+    with pytest.raises(ConfigError, match="hierarchical"):
+        RunConfig().with_overrides({"model.encoder": "none", "model.architecture": "flat"})

@@ -61,3 +61,32 @@ def test_fixed_molecule_features_win_over_the_default(tmp_path):
     """).search()
     config = space.suggest(optuna.create_study().ask())
     assert config.model.molecule_features == ("rdkit2d",) and config.model.feature_combine == "concat"
+
+
+def test_encoder_none_and_feature_dropout_are_searched_only_with_features(tmp_path):
+    space = _spec(tmp_path, """
+        [search_space]
+        molecule_features = ["morgan", "morgan+rdkit2d"]
+        encoder = ["scratch", "none"]
+        feature_dropout = {low = 0.0, high = 0.6}
+    """).search()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    encoders = set()
+    for _ in range(12):
+        trial = study.ask()
+        config = space.suggest(trial)
+        encoders.add(config.model.encoder)
+        assert 0.0 <= config.model.feature_dropout <= 0.6
+        assert config.model.feature_dropout == trial.params["feature_dropout"]
+        study.tell(trial, 0.0)
+    assert encoders == {"scratch", "none"}
+    with pytest.raises(ConfigError, match="search_space.encoder.*molecule_features"):
+        _spec(tmp_path, """
+            [search_space]
+            molecule_features = ["none", "morgan"]
+            encoder = ["scratch", "none"]
+        """, name="bad.toml").search()
+    plain = _spec(tmp_path, '[search_space]\nmolecule_features = "none"\nfeature_dropout = {low = 0.0, high = 0.6}\n',
+                  name="p.toml").search()
+    trial = optuna.create_study().ask()
+    assert plain.suggest(trial).model.feature_dropout == 0.0 and "feature_dropout" not in trial.params
