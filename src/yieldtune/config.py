@@ -104,6 +104,9 @@ class TrainConfig(_Strict):
     augment_variants: int = Field(0, ge=0, le=256,
                                   description="randomized variants cached per reaction; 0 = derive from augment_ratio")
     grad_clip: float = Field(1.0, ge=0.0)
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0,
+                             description="validate and keep an exponential moving average of the weights "
+                                         "(per step; 0 = off, 0.999 averages about the last 1,000 steps)")
     early_stopping_patience: int = Field(0, ge=0, description="0 disables early stopping")
     seed: int = 0
     precision: Precision = "auto"

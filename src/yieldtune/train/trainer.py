@@ -161,7 +161,12 @@ class Trainer:
         val_encoded = encode_reactions(tokenizer, val.reactions, mc.max_len) if val is not None else None
 
         model = YieldTransformer.for_tokenizer(mc, tokenizer, features.dim if features else 0).to(self.device)
-        predictor = YieldPredictor(model, tokenizer, self.config, mean, std, self.device, features,
+        # with train.ema_decay the averaged weights are what is validated, kept and saved (a flatter minimum:
+        # steadier across seeds and on molecules unlike the training ones); the raw weights only train
+        ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(
+            tc.ema_decay)) if tc.ema_decay > 0 else None)
+        kept = model if ema is None else ema.module
+        predictor = YieldPredictor(kept, tokenizer, self.config, mean, std, self.device, features,
                                    Domain.from_reactions(train.reactions))
         predictor.feature_cache = self.feature_cache
         fused = self.device.type == "cuda"
@@ -209,6 +214,8 @@ class Trainer:
                     else:
                         optimizer.step()
                     schedule.step_batch()
+                    if ema is not None:
+                        ema.update_parameters(model)
                     total_loss += loss.detach() * len(batch)
                     seen += len(batch)
                     if bar is not None:
@@ -234,7 +241,7 @@ class Trainer:
                     best = metrics
                 elif improved:
                     best, stale = metrics, 0
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
                     best_val_pred = val_pred
                 else:
                     stale += 1
@@ -251,8 +258,8 @@ class Trainer:
                 bar.close()
 
         if best_state is not None:
-            model.load_state_dict(best_state)
-        model.eval()
+            kept.load_state_dict(best_state)
+        kept.eval()
         return FitResult(history, best.epoch, best, predictor, best_val_pred, stopped_early)
 
 
