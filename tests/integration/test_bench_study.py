@@ -112,11 +112,12 @@ def test_bench_ensemble_builds_and_scores_on_test_then_validation(root):
     assert (ens_dir / "ensemble.json").is_file()
     assert rec["eval"] == "test" and rec["n_eval"] == 16
     for key in ("r2_best_single", "r2_ensemble", "r2_mean", "r2_best_member", "r2_trials_caruana",
-                "r2_trials_mean", "r2_ensemble_minus_best_single"):
+                "r2_trials_mean", "r2_ensemble_minus_best_single", "r2_baseline", "r2_ensemble_minus_baseline"):
         assert isinstance(rec[key], float) and math.isfinite(rec[key]), key
     assert len(rec["members"]) == 2 and abs(sum(m["weight"] for m in rec["members"]) - 1) < 1e-6
     assert all(math.isfinite(m["r2"]) for m in rec["members"])
     assert rec["r2_ensemble_minus_best_single"] == pytest.approx(rec["r2_ensemble"] - rec["r2_best_single"], abs=1e-5)
+    assert rec["r2_ensemble_minus_baseline"] == pytest.approx(rec["r2_ensemble"] - rec["r2_baseline"], abs=1e-5)
 
     # the ensemble step kept how close each test row's molecules are to the training molecules; the report shows it
     import pandas as pd
@@ -138,6 +139,7 @@ def test_bench_ensemble_builds_and_scores_on_test_then_validation(root):
         + f'[artifacts]\ndir = "{root / "artifacts" / "ens"}"\n')
     (val,) = tune("bench", "ensemble", no_test, "--storage", f"sqlite:///{root / 'ens.db'}", "--json")
     assert val["eval"] == "validation" and val["n_eval"] == 10
+    assert "r2_baseline" not in val  # no test rows: nothing to score the baseline on
     info = json.loads((ens_dir / "ensemble.json").read_text())
     assert val["r2_ensemble"] == pytest.approx(info["r2_ensemble"], abs=1e-5)
     assert val["r2_mean"] == pytest.approx(info["r2_mean"], abs=1e-5)
