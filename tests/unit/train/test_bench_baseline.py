@@ -37,6 +37,20 @@ def test_baseline_and_model_in_one_invocation(tmp_path):
     assert (tmp_path / "cache" / "features" / "features.sqlite").is_file()
 
 
+def test_validation_by_held_out_molecules(tmp_path):
+    """--val-split molecules: the validation rows of each seed hold a molecule the training rows do not."""
+    data = _plate(tmp_path / "plate.csv")
+    result = CliRunner().invoke(cli, [
+        "bench", "baseline", "--data", str(data), "--train-rows", "14", "--model", "--seeds", "0",
+        "--val-split", "molecules", "--val-frac", "0.3", "--set", "model.d_model=16", "--set", "model.n_heads=2",
+        "--set", "model.ffn_dim=32", "--set", "model.n_layers=1", "--set", "train.epochs=1",
+        "--set", 'model.molecule_features=["morgan"]', "--set", "model.encoder=none"])
+    assert result.exit_code == 0, result.output
+    model = [json.loads(line) for line in result.output.strip().splitlines()][1]
+    assert model["val_split"] == "molecules" and 0 < model["n_val"] < 14
+    assert model["val_r2"] is not None
+
+
 def test_split_is_required(tmp_path):
     result = CliRunner().invoke(cli, ["bench", "baseline", "--data", str(_plate(tmp_path / "p.csv"))])
     assert result.exit_code == 2 and "--train-rows" in result.output
