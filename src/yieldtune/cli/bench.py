@@ -9,7 +9,7 @@ import json
 import click
 
 from yieldtune.cli._common import device_option, json_option, quiet_optuna, storage_option
-from yieldtune.cli.train import data_options, load_table
+from yieldtune.cli.train import data_options, load_table, val_split_option
 
 
 @click.group("bench")
@@ -75,8 +75,7 @@ def bench_train_cmd(data, layout, target, percent, data_dir, steps, warmup_steps
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated train.seed values for --model.")
 @click.option("--val-frac", default=0.1, type=float, show_default=True,
               help="--model: fraction of the training rows used for validation (best epoch).")
-@click.option("--val-split", type=click.Choice(["random", "molecules"]), default="random", show_default=True,
-              help="--model: validation rows drawn at random, or whole molecules held out (data.split_by_molecules).")
+@val_split_option
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
               help="TOML file with [model] and [train] tables (--model).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting (--model).")

@@ -41,6 +41,14 @@ def load_table(data: str, layout: str, target: str | None, percent: bool, data_d
     return load_reactions(path, spec, validate=validate), spec
 
 
+def val_split_option(f):
+    """``--val-split``: the keys of :data:`yieldtune.data.VALIDATION_SPLITS` (listed here, so the CLI starts
+    without importing the data package)."""
+    return click.option("--val-split", type=click.Choice(["random", "molecules"]), default="random",
+                        show_default=True, help="Validation rows drawn at random, or whole molecules held out "
+                        "(every validation reaction holds a reactant or agent no training reaction has).")(f)
+
+
 def _config_options(f):
     f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override a setting, e.g. --set model.d_model=256 --set train.lr=1e-3.")(f)
@@ -52,8 +60,7 @@ def _config_options(f):
 @data_options
 @click.option("--test", "test_file", default=None, help="Held-out test file (same layout) to report test metrics on.")
 @click.option("--val-frac", default=0.1, type=float, help="Fraction of the training rows used for validation.")
-@click.option("--val-split", type=click.Choice(["random", "molecules"]), default="random", show_default=True,
-              help="Validation rows drawn at random, or whole molecules held out (new reactants/agents).")
+@val_split_option
 @click.option("--train-rows", default=None, type=int,
               help="First N rows train, the rest test (the standard Buchwald-Hartwig / Suzuki-Miyaura split).")
 @_config_options

@@ -54,3 +54,12 @@ def test_validation_by_held_out_molecules(tmp_path):
 def test_split_is_required(tmp_path):
     result = CliRunner().invoke(cli, ["bench", "baseline", "--data", str(_plate(tmp_path / "p.csv"))])
     assert result.exit_code == 2 and "--train-rows" in result.output
+
+
+def test_val_split_choices_are_the_registry():
+    """The CLI lists --val-split's choices without importing the data package: they must stay its keys."""
+    from yieldtune.cli.train import train_cmd
+    from yieldtune.data import VALIDATION_SPLITS
+
+    (option,) = [p for p in train_cmd.params if p.name == "val_split"]
+    assert list(option.type.choices) == list(VALIDATION_SPLITS)
