@@ -197,6 +197,9 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif e["type"] in ("tuple_type", "list_type") and isinstance(e.get("input"), str):
+            msg = (f"expected a list such as [\"morgan\", \"rdkit2d\"], got {e['input']!r} "
+                   "(quote each item; on a shell command line, quote the whole KEY=VALUE in single quotes)")
         parts.append(f"{loc}: {msg}")
     return f"{source}: " + "; ".join(parts)
 

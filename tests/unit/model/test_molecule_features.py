@@ -206,3 +206,12 @@ def test_encoder_none_needs_features_and_the_hierarchical_model():
         RunConfig().with_overrides({"model.encoder": "none", "model.molecule_features": []})
     with pytest.raises(ConfigError, match="hierarchical"):
         RunConfig().with_overrides({"model.encoder": "none", "model.architecture": "flat"})
+
+
+def test_an_unquoted_list_in_set_says_how_to_write_it():
+    """A shell strips the quotes of ``--set model.molecule_features=["morgan"]``: the error must say so."""
+    from yieldtune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model\.molecule_features: expected a list .*got '\[morgan\]'.*single quotes"):
+        RunConfig().with_overrides(["model.molecule_features=[morgan]"])
+    assert RunConfig().with_overrides(['model.molecule_features=["morgan"]']).model.molecule_features == ("morgan",)
