@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from yieldtune.data.validate import role_strings
 from yieldtune.files import atomic_path
 
 CACHE_FORMAT = "yieldtune-augment-cache"
@@ -73,7 +74,7 @@ def randomize_smiles(smi: str, rng: np.random.Generator) -> str:
 
 def augment_reaction(rxn: str, rng: np.random.Generator) -> str:
     """Randomize every molecule of ``reactants>agents>products`` and shuffle molecules within each role."""
-    roles = rxn.split(">")
+    roles = role_strings(rxn)
     out = []
     for role in roles:
         mols = [randomize_smiles(m, rng) for m in role.split(".")] if role else []
@@ -93,7 +94,7 @@ def canonical_molecule(smi: str) -> str:
 def canonical_reaction(rxn: str) -> str:
     """Order-free canonical form: each molecule canonicalized, molecules sorted within role."""
     return ">".join(".".join(sorted(canonical_molecule(m) for m in (role.split(".") if role else [])))
-                    for role in rxn.split(">"))
+                    for role in role_strings(rxn))
 
 
 def derive_n_variants(augment_ratio: float, augment_variants: int = 0) -> int:

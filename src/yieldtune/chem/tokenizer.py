@@ -20,8 +20,10 @@ import numpy as np
 from yieldtune.errors import ModelFileError
 from yieldtune.files import write_atomic
 
+# ``->``/``<-`` (RDKit's dative bonds, as in metal complexes) are one token each, so a dative bond's ``>`` is
+# never read as a role separator (data.validate.molecule_stretches cuts the same way).
 SMILES_REGEX = re.compile(
-    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|/|:|~|@|\?|>|\*|\$|%\d{2}|\d|.)",
+    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|->|<-|-|\+|\\|/|:|~|@|\?|>|\*|\$|%\d{2}|\d|.)",
     re.DOTALL,
 )
 
@@ -31,7 +33,7 @@ VOCAB_FORMAT = "yieldtune-smiles-vocab"
 
 # Tokens that randomized SMILES of the training molecules can produce even when the canonical forms
 # never do (other ring-closure digits, bond symbols); known up front so augmentation/TTA rarely hit UNK.
-_COMMON_TOKENS = tuple("123456789") + ("%10", "%11", "%12") + tuple("()=#-+.:/\\~>") + (
+_COMMON_TOKENS = tuple("123456789") + ("%10", "%11", "%12") + tuple("()=#-+.:/\\~>") + ("->", "<-") + (
     "C", "N", "O", "S", "P", "F", "Cl", "Br", "I", "B", "c", "n", "o", "s", "p")
 
 

@@ -6,15 +6,12 @@ The Buchwald–Hartwig and Suzuki–Miyaura benchmark files are already shuffled
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from yieldtune.data.dedupe import canonical_keys
 from yieldtune.data.table import ReactionTable
+from yieldtune.data.validate import molecule_stretches
 from yieldtune.errors import DataError
-
-_MOLECULE_SPLIT = re.compile(r"[.>]")
 
 
 def split_holdout(table: ReactionTable, frac: float, seed: int = 0) -> tuple[ReactionTable, ReactionTable]:
@@ -71,7 +68,7 @@ def split_by_molecules(table: ReactionTable, frac: float, seed: int = 0) -> tupl
     rows_of: dict[str, list[int]] = {}
     for i, key in enumerate(canonical_keys(table)):
         inputs = key.rpartition(">")[0]
-        for mol in set(_MOLECULE_SPLIT.split(inputs)) - {""}:
+        for mol in set(molecule_stretches(inputs)) - {""}:
             rows_of.setdefault(mol, []).append(i)
     candidates = sorted(m for m, rows in rows_of.items() if len(rows) < max(2, frac * n))
     in_val = np.zeros(n, dtype=bool)

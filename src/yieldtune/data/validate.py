@@ -16,6 +16,7 @@ from yieldtune.files import write_atomic
 
 # '>' separates reaction roles, but '->' is an RDKit dative bond inside a molecule: split only on a bare '>'.
 _ROLE_SPLIT = re.compile(r"(?<!-)>")
+_MOLECULE_SPLIT = re.compile(r"\.|(?<!-)>")
 _WHITESPACE = re.compile(r"\s")
 
 
@@ -29,12 +30,23 @@ class Problem:
     value: str
 
 
+def role_strings(rxn: str) -> list[str]:
+    """A reaction SMILES cut at each bare ``>`` (not at a dative bond's ``->``), however many parts it has."""
+    return _ROLE_SPLIT.split(rxn)
+
+
 def split_reaction(rxn: str) -> tuple[str, str, str] | None:
     """``reactants>agents>products`` -> the three role strings, or None when it is not a reaction SMILES."""
-    parts = _ROLE_SPLIT.split(rxn)
+    parts = role_strings(rxn)
     if len(parts) != 3:
         return None
     return parts[0].strip(), parts[1].strip(), parts[2].strip()
+
+
+def molecule_stretches(text: str) -> list[str]:
+    """The stretches of a reaction SMILES (or one role of it) between ``.`` and bare ``>``, in order; empty
+    stretches (an empty role, as in ``>>``) are kept. The model's tokens cut molecules at the same places."""
+    return _MOLECULE_SPLIT.split(text)
 
 
 class SmilesCache:

@@ -11,7 +11,6 @@ per batch, ever.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,19 +20,19 @@ import torch
 from yieldtune.chem.feature_cache import FeatureCache, canonical_molecules, molecule_features
 from yieldtune.chem.featurizers import MoleculeFeaturizer, RobustScaler, featurizer_from_settings, make_featurizer
 from yieldtune.config import ModelConfig
+from yieldtune.data.validate import molecule_stretches
 
-_SLOT_SPLIT = re.compile(r"[.>]")
 FEATURES_FORMAT = "yieldtune-molecule-features"
 
 
 def reaction_slots(reactions: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(slots [N, K] int64, roles [N, K] int64, molecules)``: slot k of reaction i holds ``molecules[slots[i, k]]``.
 
-    Slot k is the k-th stretch between ``.``/``>`` characters, exactly as the model cuts the tokens (``.`` and
-    ``>`` are never inside a bracket atom). Empty stretches and padding are -1. Each distinct written
+    Slot k is the k-th stretch between ``.``/``>`` characters (``data.validate.molecule_stretches``), exactly as the
+    model cuts the tokens. Empty stretches and padding are -1. Each distinct written
     molecule is canonicalized once.
     """
-    pieces = [_SLOT_SPLIT.split(r) for r in reactions]
+    pieces = [molecule_stretches(r) for r in reactions]
     k = max((len(p) for p in pieces), default=1)
     written = list(dict.fromkeys(m for p in pieces for m in p if m))
     canon = canonical_molecules(written)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from yieldtune.config import RunConfig
+from yieldtune.data.validate import role_strings
 from yieldtune.errors import ModelFileError
 from yieldtune.files import atomic_path, write_atomic
 from yieldtune.model.saved import read_predictor_meta, require_files, run_config_of
@@ -43,7 +44,7 @@ ROLES = ("reactants", "agents", "products")
 
 def reaction_roles(rxn: str) -> tuple[list[str], list[str], list[str]]:
     """The molecules of each role of ``reactants>agents>products`` (an empty role is an empty list)."""
-    parts = rxn.split(">")
+    parts = role_strings(rxn)
     if len(parts) != 3:
         parts = [parts[0], "", parts[-1]] if len(parts) == 2 else [rxn, "", ""]
     return tuple([m for m in part.split(".") if m] for part in parts)  # type: ignore[return-value]

@@ -95,3 +95,15 @@ def test_cache_on_disk_is_gzipped_json_and_reused(tmp_path, monkeypatch):
     monkeypatch.setattr(augment, "_MEMORY", {})
     files[0].write_bytes(b"garbage")
     assert AugmentationCache(tmp_path).variants(REACTIONS, 3, seed=5) == first
+
+
+def test_a_dative_bond_is_not_a_role_separator():
+    """RDKit writes metal complexes with ``->``: augmentation and the canonical form keep three roles."""
+    rxn = "Ic1ccccc1.C1COCCN1>[NH3]->[Pt](Cl)Cl.[Na+]>c1ccccc1"
+    from yieldtune.model.gbm import reaction_roles
+
+    for seed in range(5):
+        variant = augment_reaction(rxn, np.random.default_rng(seed))
+        assert canonical_reaction(variant) == canonical_reaction(rxn)
+        assert canonical_reaction(variant).count(">") - canonical_reaction(variant).count("->") == 2
+    assert reaction_roles(rxn)[1] == ["[NH3]->[Pt](Cl)Cl", "[Na+]"]

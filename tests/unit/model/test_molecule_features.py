@@ -42,8 +42,12 @@ def cfg(features=("morgan", "rdkit2d"), **model) -> RunConfig:
                   "num_threads": 1}})
 
 
-def test_slots_follow_the_models_molecule_cut_and_randomized_molecules():
-    rxn = "Ic1ccccc1.C1COCCN1>CC(C)(C)[O-].[Na+].[Pd]>c1ccccc1"
+@pytest.mark.parametrize("rxn", [
+    "Ic1ccccc1.C1COCCN1>CC(C)(C)[O-].[Na+].[Pd]>c1ccccc1",
+    # a dative bond's '>' (RDKit writes metal complexes so) is not a role separator, for tokens or features
+    "Ic1ccccc1.C1COCCN1>CC(C)(C)[O-].[Na+].[NH3]->[Pt](Cl)Cl>c1ccccc1",
+])
+def test_slots_follow_the_models_molecule_cut_and_randomized_molecules(rxn):
     variant = augment_reaction(rxn, np.random.default_rng(3))
     assert variant != rxn
     slots, roles, molecules = reaction_slots([rxn, variant])
@@ -63,6 +67,7 @@ def test_slots_follow_the_models_molecule_cut_and_randomized_molecules():
             assert roles[i, j] == int(mols.roles[i, j])
     # both reactions use the same set of canonical molecules
     assert sorted(slots[0][slots[0] >= 0]) == sorted(slots[1][slots[1] >= 0])
+    assert roles[0][slots[0] >= 0].tolist() == [0, 0, 1, 1, 1, 2]  # the complex is one agent
 
 
 def _pad(seqs):
@@ -212,6 +217,6 @@ def test_an_unquoted_list_in_set_says_how_to_write_it():
     """A shell strips the quotes of ``--set model.molecule_features=["morgan"]``: the error must say so."""
     from yieldtune.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"model\.molecule_features: expected a list .*got '\[morgan\]'.*single quotes"):
+    with pytest.raises(ConfigError, match=r"molecule_features: expected a list .*'\[morgan\]'.*single quotes"):
         RunConfig().with_overrides(["model.molecule_features=[morgan]"])
     assert RunConfig().with_overrides(['model.molecule_features=["morgan"]']).model.molecule_features == ("morgan",)
