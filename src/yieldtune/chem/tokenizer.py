@@ -33,7 +33,7 @@ VOCAB_FORMAT = "yieldtune-smiles-vocab"
 
 # Tokens that randomized SMILES of the training molecules can produce even when the canonical forms
 # never do (other ring-closure digits, bond symbols); known up front so augmentation/TTA rarely hit UNK.
-_COMMON_TOKENS = tuple("123456789") + ("%10", "%11", "%12") + tuple("()=#-+.:/\\~>") + ("->", "<-") + (
+_COMMON_TOKENS = tuple("123456789") + ("%10", "%11", "%12") + tuple("()=#-+.:/\\~>") + (
     "C", "N", "O", "S", "P", "F", "Cl", "Br", "I", "B", "c", "n", "o", "s", "p")
 
 
