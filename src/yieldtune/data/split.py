@@ -10,7 +10,7 @@ import numpy as np
 
 from yieldtune.data.dedupe import canonical_keys
 from yieldtune.data.table import ReactionTable
-from yieldtune.data.validate import molecule_stretches
+from yieldtune.data.validate import molecule_stretches, role_strings
 from yieldtune.errors import DataError
 
 
@@ -67,8 +67,8 @@ def split_by_molecules(table: ReactionTable, frac: float, seed: int = 0) -> tupl
     target = max(1, int(round(frac * n)))
     rows_of: dict[str, list[int]] = {}
     for i, key in enumerate(canonical_keys(table)):
-        inputs = key.rpartition(">")[0]
-        for mol in set(molecule_stretches(inputs)) - {""}:
+        reactants, agents = role_strings(key)[:2]
+        for mol in set(molecule_stretches(f"{reactants}.{agents}")) - {""}:
             rows_of.setdefault(mol, []).append(i)
     candidates = sorted(m for m, rows in rows_of.items() if len(rows) < max(2, frac * n))
     in_val = np.zeros(n, dtype=bool)
