@@ -16,7 +16,7 @@ from yieldtune.files import write_atomic
 
 # '>' separates reaction roles, but '->' is an RDKit dative bond inside a molecule: split only on a bare '>'.
 _ROLE_SPLIT = re.compile(r"(?<!-)>")
-_MOLECULE_SPLIT = re.compile(r"\.|(?<!-)>")
+_MOLECULE_SPLIT = re.compile(r"\.|" + _ROLE_SPLIT.pattern)  # molecules end at '.' or where a role ends
 _WHITESPACE = re.compile(r"\s")
 
 
