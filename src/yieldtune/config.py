@@ -67,6 +67,10 @@ class ModelConfig(_Strict):
     feature_dropout: float = Field(0.0, ge=0.0, lt=1.0,
                                    description="training: dropout on each molecule's feature values before the "
                                                "projection (a plate has few distinct molecules to learn it from)")
+    silence_unseen_features: bool = Field(
+        False, description="zero the projection's weights for feature columns that are 0 on every training "
+                           "molecule (Morgan bits no training molecule has): they get no gradient, so they would "
+                           "keep their random initial weights and add noise for a new molecule that has them")
     morgan_radius: int = Field(2, ge=0, le=8)
     morgan_bits: int = Field(2048, ge=16, le=65536)
     encoder: Encoder = "scratch"

@@ -241,6 +241,13 @@ class YieldTransformer(nn.Module):
         seps = (tokenizer.cls_id, tokenizer.index["."], tokenizer.index[">"])
         return cls(cfg, tokenizer.vocab_size, tokenizer.pad_id, seps, feature_dim, tokenizer.tokens)
 
+    def silence_feature_columns(self, columns: torch.Tensor) -> None:
+        """Zero the feature projection's input weights of ``columns`` (bool ``[feature_dim]``). A column that is
+        0 on every training molecule gets exactly zero gradient (and AdamW leaves a zero weight at zero), so
+        these weights stay 0: a new molecule's never-seen bits change nothing, as a GBM never splits on them."""
+        with torch.no_grad():
+            self.feature_proj[0].weight[:, columns.to(self.feature_proj[0].weight.device)] = 0.0
+
     def _init_albert(self, tokens: list[str] | None) -> None:
         """``encoder = "pretrained"``: rxnmapper's ALBERT (fine-tuned here) reads the tokens; our token ids
         map to its vocabulary through a fixed table (unknown tokens to its ``[UNK]``); its 256-wide states are

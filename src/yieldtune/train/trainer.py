@@ -161,6 +161,8 @@ class Trainer:
         val_encoded = encode_reactions(tokenizer, val.reactions, mc.max_len) if val is not None else None
 
         model = YieldTransformer.for_tokenizer(mc, tokenizer, features.dim if features else 0).to(self.device)
+        if features and mc.silence_unseen_features:
+            model.silence_feature_columns((train_feats.table[:-1] == 0).all(dim=0))
         # with train.ema_decay the averaged weights are what is validated, kept and saved (a flatter minimum:
         # steadier across seeds and on molecules unlike the training ones); the raw weights only train
         ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(

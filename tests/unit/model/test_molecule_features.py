@@ -220,3 +220,28 @@ def test_an_unquoted_list_in_set_says_how_to_write_it():
     with pytest.raises(ConfigError, match=r"molecule_features: expected a list .*'\[morgan\]'.*single quotes"):
         RunConfig().with_overrides(["model.molecule_features=[morgan]"])
     assert RunConfig().with_overrides(['model.molecule_features=["morgan"]']).model.molecule_features == ("morgan",)
+
+
+@pytest.mark.parametrize("silence", [True, False])
+def test_bits_no_training_molecule_has_change_nothing_when_silenced(silence):
+    config = cfg(features=("morgan",), encoder="none", silence_unseen_features=silence).with_overrides(
+        {"train.ema_decay": 0.9})
+    predictor = Trainer(config).fit(plate(HALIDES)).predictor
+    new = f"{UNSEEN_HALIDE}.C1COCCN1>CCN(CC)CC.[Pd]>c1ccccc1"
+    feats = predictor.reaction_features([new])
+    train_rows = torch.from_numpy(predictor.features.transform(reaction_slots(plate(HALIDES).reactions)[2]))
+    unseen = (train_rows == 0).all(dim=0)
+    row = feats.molecules.index(canonical_molecule(UNSEEN_HALIDE))
+    assert (feats.table[row][unseen] > 0).any()  # the new halide (a pyridine) has bits no training molecule has
+    weights = predictor.model.feature_proj[0].weight
+    ids = _pad([predictor.tokenizer.encode(new, 128)])
+    with torch.no_grad():
+        before = predictor.model(ids, feats.batch(np.arange(1)))
+        feats.table[row, unseen] = 0.0
+        after = predictor.model(ids, feats.batch(np.arange(1)))
+    if silence:  # trained (and averaged) with zero weights on those bits: they cannot move the prediction
+        assert torch.count_nonzero(weights[:, unseen]) == 0 and torch.count_nonzero(weights[:, ~unseen]) > 0
+        assert torch.equal(before, after)
+    else:  # their random initial weights stay and shift a new molecule's prediction
+        assert torch.count_nonzero(weights[:, unseen]) > 0
+        assert not torch.equal(before, after)
