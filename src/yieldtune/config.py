@@ -23,6 +23,7 @@ FeatureCombine = Literal["add", "concat", "gate"]
 Encoder = Literal["scratch", "pretrained", "none"]
 SchedulerName = Literal["constant", "cosine", "onecycle", "linear", "step", "plateau"]
 Family = Literal["transformer", "gbm"]
+AugmentScope = Literal["molecule", "reaction"]
 # the GBM feature blocks (see yieldtune.model.gbm); a configuration uses a "+"-joined non-empty subset
 GBM_BLOCKS = ("morgan", "rdkit2d", "drfp")
 
@@ -108,6 +109,10 @@ class TrainConfig(_Strict):
                                  description="expected extra randomized copies per reaction per epoch")
     augment_variants: int = Field(0, ge=0, le=256,
                                   description="randomized variants cached per reaction; 0 = derive from augment_ratio")
+    augment_scope: AugmentScope = Field(
+        "molecule", description="molecule: the k-th variant of every reaction spells each molecule alike, so an "
+                                "augmented batch costs the hierarchical model about what a plain one does; "
+                                "reaction: every reaction's molecules randomized on their own")
     grad_clip: float = Field(1.0, ge=0.0)
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0,
                              description="validate and keep an exponential moving average of the weights "

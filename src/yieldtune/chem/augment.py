@@ -2,8 +2,14 @@
 
 A reaction is augmented by writing every molecule as a random (non-canonical) SMILES and shuffling the
 molecules within each role; the chemistry is unchanged, so the yield label still holds. RDKit is the slow
-part, so variants are generated once per (reactions, n, seed, RDKit version) and kept on disk as gzipped
-JSON (never pickle), shared by every trial in every process.
+part, so variants are generated once per (reactions, n, seed, scope, RDKit version) and kept on disk as
+gzipped JSON (never pickle), shared by every trial in every process.
+
+Scope ``"molecule"`` spells a molecule the same way in the k-th variant of every reaction (its k-th random
+SMILES): the hierarchical model encodes each distinct spelling of a batch once, so an augmented batch then
+holds about as many distinct molecules as a plain one. Scope ``"reaction"`` randomizes each reaction's
+molecules on their own stream: more spellings per epoch, and nearly every molecule occurrence of a batch is
+distinct (on Buchwald-Hartwig, 129 distinct molecules per augmented batch of 32 against 42 in a plain one).
 """
 
 from __future__ import annotations
@@ -12,12 +18,13 @@ import gzip
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from yieldtune.config import AugmentScope
 from yieldtune.data.validate import role_strings
 from yieldtune.files import atomic_path
 
@@ -72,16 +79,20 @@ def randomize_smiles(smi: str, rng: np.random.Generator) -> str:
     return smi if (">" in out or "<" in out) else out
 
 
-def augment_reaction(rxn: str, rng: np.random.Generator) -> str:
-    """Randomize every molecule of ``reactants>agents>products`` and shuffle molecules within each role."""
-    roles = role_strings(rxn)
+def _respell(rxn: str, spell: Callable[[str], str], rng: np.random.Generator) -> str:
+    """``rxn`` with every molecule replaced by ``spell(molecule)`` and molecules shuffled within each role."""
     out = []
-    for role in roles:
-        mols = [randomize_smiles(m, rng) for m in role.split(".")] if role else []
+    for role in role_strings(rxn):
+        mols = [spell(m) for m in role.split(".")] if role else []
         if len(mols) > 1:
             mols = [mols[i] for i in rng.permutation(len(mols))]
         out.append(".".join(mols))
     return ">".join(out)
+
+
+def augment_reaction(rxn: str, rng: np.random.Generator) -> str:
+    """Randomize every molecule of ``reactants>agents>products`` and shuffle molecules within each role."""
+    return _respell(rxn, lambda m: randomize_smiles(m, rng), rng)
 
 
 @lru_cache(maxsize=65536)
@@ -122,21 +133,41 @@ def _rdkit_version() -> str:
     return __version__
 
 
-def cache_key(reactions: Sequence[str], n: int, seed: int) -> str:
+def cache_key(reactions: Sequence[str], n: int, seed: int, scope: AugmentScope = "reaction") -> str:
     h = hashlib.sha256()
     h.update(f"{CACHE_FORMAT}/1|n={n}|seed={seed}|rdkit={_rdkit_version()}|".encode())
+    if scope != "reaction":  # reaction-scope keys are those written before scopes existed
+        h.update(f"scope={scope}|".encode())
     for r in reactions:
         h.update(r.encode())
         h.update(b"\n")
     return h.hexdigest()
 
 
-def generate_variants(reactions: Sequence[str], n: int, seed: int) -> list[list[str]]:
-    """``n`` augmented copies of each reaction; reaction ``i`` uses its own stream ``(seed, i)``."""
+def generate_variants(reactions: Sequence[str], n: int, seed: int,
+                      scope: AugmentScope = "reaction") -> list[list[str]]:
+    """``n`` augmented copies of each reaction; reaction ``i`` orders its molecules on its own stream
+    ``(seed, i)``, and randomizes them on it too (``"reaction"``) or takes each canonical molecule's ``k``-th
+    spelling, drawn on the molecule's own stream, for its ``k``-th copy (``"molecule"``)."""
     out = []
+    if scope == "reaction":
+        for i, rxn in enumerate(reactions):
+            rng = np.random.default_rng([seed, i])
+            out.append([augment_reaction(rxn, rng) for _ in range(n)])
+        return out
+    spellings: dict[str, list[str]] = {}
+
+    def spelled(m: str, k: int) -> str:
+        key = canonical_molecule(m)
+        if key not in spellings:
+            words = np.frombuffer(hashlib.sha256(key.encode()).digest()[:8], dtype=np.uint32).tolist()
+            stream = np.random.default_rng([seed, *words])
+            spellings[key] = [randomize_smiles(m, stream) for _ in range(n)]
+        return spellings[key][k]
+
     for i, rxn in enumerate(reactions):
         rng = np.random.default_rng([seed, i])
-        out.append([augment_reaction(rxn, rng) for _ in range(n)])
+        out.append([_respell(rxn, lambda m, k=k: spelled(m, k), rng) for k in range(n)])
     return out
 
 
@@ -156,16 +187,17 @@ class AugmentationCache:
     def path_for(self, key: str) -> Path | None:
         return None if self.cache_dir is None else self.cache_dir / f"{key}.json.gz"
 
-    def variants(self, reactions: Sequence[str], n: int, seed: int = 0) -> list[list[str]]:
+    def variants(self, reactions: Sequence[str], n: int, seed: int = 0,
+                 scope: AugmentScope = "reaction") -> list[list[str]]:
         """``n`` randomized variants per reaction (list per reaction, same order as ``reactions``)."""
         if n <= 0:
             return [[] for _ in reactions]
-        key = cache_key(reactions, n, seed)
+        key = cache_key(reactions, n, seed, scope)
         if key in _MEMORY:
             return _MEMORY[key]
         result = self._read(key, len(reactions), n)
         if result is None:
-            result = generate_variants(reactions, n, seed)
+            result = generate_variants(reactions, n, seed, scope)
             self._write(key, result)
         _MEMORY[key] = result
         return result

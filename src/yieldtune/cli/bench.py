@@ -1,6 +1,6 @@
-"""``tune bench``: throughput of training (``train``), of the study service (``workers``, ``pruning``) and the
-ensemble's gain over the best single trial (``ensemble``). Figures are ratios against a baseline run in the
-same invocation."""
+"""``tune bench``: throughput of training (``train``) and of augmentation (``augment``), of the study service
+(``workers``, ``pruning``), the fingerprint baseline (``baseline``) and the ensemble's gain over the best single
+trial (``ensemble``). Figures are ratios against a baseline run in the same invocation."""
 
 from __future__ import annotations
 
@@ -64,6 +64,32 @@ def bench_train_cmd(data, layout, target, percent, data_dir, steps, warmup_steps
                        precision=precision, baseline=baseline, warmup_steps=warmup_steps)
     record["data"] = str(data)
     click.echo(json.dumps(record))
+
+
+@bench_group.command("augment")
+@data_options
+@click.option("--limit", default=None, type=int, help="Use only the first N reactions of the file.")
+@click.option("--epochs", default=2, type=click.IntRange(min=1), show_default=True, help="Epochs per mode.")
+@click.option("--ratio", default=1.0, type=click.FloatRange(min=0.0, min_open=True), show_default=True,
+              help="train.augment_ratio of the augmented modes.")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="TOML file with [model] and [train] tables.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting.")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="Feature / augmentation cache directory (default: in memory).")
+@device_option
+def bench_augment_cmd(data, layout, target, percent, data_dir, limit, epochs, ratio, config_path, overrides,
+                      cache_dir, device) -> None:
+    """ONE JSON line: samples/s without augmentation and with each augment scope, and their ratios."""
+    from yieldtune.config import load_run_config
+    from yieldtune.train.bench import bench_augmentation
+
+    config = load_run_config(config_path, list(overrides))
+    table, _ = load_table(data, layout, target, percent, data_dir)
+    if limit:
+        table = table.subset(range(min(limit, len(table))))
+    record = bench_augmentation(table, config, epochs=epochs, ratio=ratio, device=device, cache_dir=cache_dir)
+    click.echo(json.dumps({"data": str(data), **record}))
 
 
 @bench_group.command("baseline")

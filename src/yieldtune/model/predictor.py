@@ -97,7 +97,7 @@ class YieldPredictor:
         preds = [self.predict_encoded(EncodedReactions(self.tokenizer.encode_many(rxns, max_len)), batch_size,
                                       self.reaction_features(rxns))]
         if tta > 0 and rxns:
-            variants = generate_variants(rxns, tta, seed)
+            variants = generate_variants(rxns, tta, seed, self.config.train.augment_scope)
             flat = [v for per_rxn in variants for v in per_rxn]
             extra = self.predict_encoded(EncodedReactions(self.tokenizer.encode_many(flat, max_len)), batch_size,
                                          self.reaction_features(flat))

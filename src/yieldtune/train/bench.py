@@ -1,4 +1,5 @@
-"""Training-throughput benchmark: the yieldtune pipeline against a seed-style loop on the same model.
+"""Training-throughput benchmarks: the yieldtune pipeline against a seed-style loop on the same model, and what
+augmentation costs in each ``train.augment_scope``.
 
 The seed-style loop is what a first implementation typically does: regex-tokenize every batch in the
 collate function, draw random (unbucketed) batches padded to their maximum, train in fp32, and read the
@@ -16,12 +17,13 @@ import torch
 from torch import nn
 
 from yieldtune.chem.tokenizer import SmilesTokenizer, tokenize
-from yieldtune.config import ModelConfig
+from yieldtune.config import ModelConfig, RunConfig
+from yieldtune.data.table import ReactionTable
 from yieldtune.model.batching import bucketed_batches, encode_reactions, random_batches
 from yieldtune.model.device import autocast, resolve_device, resolve_precision
 from yieldtune.model.predictor import to_device
 from yieldtune.model.transformer import YieldTransformer
-from yieldtune.train.trainer import param_groups, seed_everything
+from yieldtune.train.trainer import Trainer, param_groups, seed_everything
 
 
 def _cycle(make: Callable[[], list[np.ndarray]]) -> Iterator[np.ndarray]:
@@ -127,4 +129,28 @@ def run_bench(reactions: list[str], yields: np.ndarray, model_cfg: ModelConfig, 
                        "baseline_seconds": round(base["seconds"], 3),
                        "baseline_padded_tokens_per_sample": round(base["padded_tokens_per_sample"], 1),
                        "speedup": round(ours["samples_per_s"] / base["samples_per_s"], 3)})
+    return record
+
+
+def bench_augmentation(table: ReactionTable, config: RunConfig, *, epochs: int = 2, ratio: float = 1.0,
+                       device: str = "auto", cache_dir=None) -> dict:
+    """Training throughput of one configuration without augmentation and with ``ratio`` extra randomized
+    copies per reaction in each ``train.augment_scope``, same data, seed and epochs (no validation, variants
+    generated before the clock starts). The hierarchical model encodes each distinct molecule spelling of a
+    batch once, so what it pays for augmentation depends on how many spellings a batch holds."""
+    modes = {"plain": {"train.augment_ratio": 0.0},
+             "molecule": {"train.augment_ratio": ratio, "train.augment_scope": "molecule"},
+             "reaction": {"train.augment_ratio": ratio, "train.augment_scope": "reaction"}}
+    record: dict = {"n_reactions": len(table), "epochs": epochs, "augment_ratio": ratio,
+                    "architecture": config.model.architecture, "torch_threads": torch.get_num_threads()}
+    for name, overrides in modes.items():
+        cfg = config.with_overrides({**overrides, "train.epochs": epochs, "train.early_stopping_patience": 0})
+        history = Trainer(cfg, device=device, cache_dir=cache_dir).fit(table).history
+        record[name] = {"samples_per_s": round(float(np.median([m.samples_per_s for m in history])), 1),
+                        "epoch_seconds": round(float(np.median([m.seconds for m in history])), 2)}
+    for name in ("molecule", "reaction"):
+        record[f"{name}_vs_plain_samples_per_s"] = round(
+            record[name]["samples_per_s"] / record["plain"]["samples_per_s"], 3)
+    record["molecule_over_reaction_speedup"] = round(
+        record["molecule"]["samples_per_s"] / record["reaction"]["samples_per_s"], 3)
     return record

@@ -105,7 +105,7 @@ class Trainer:
         (those reaction strings are returned too)."""
         tc, mc = self.config.train, self.config.model
         n_var = derive_n_variants(tc.augment_ratio, tc.augment_variants) if tc.augment_ratio > 0 else 0
-        variants = self.cache.variants(train.reactions, n_var, tc.seed) if n_var else []
+        variants = self.cache.variants(train.reactions, n_var, tc.seed, tc.augment_scope) if n_var else []
         flat_variants = [v for per_rxn in variants for v in per_rxn]
         tokenizer = SmilesTokenizer.build(train.reactions + flat_variants)
         encoded = encode_reactions(tokenizer, train.reactions + flat_variants, mc.max_len)
@@ -133,8 +133,10 @@ class Trainer:
         src = np.repeat(originals, counts)
         if len(src) == 0:
             return originals, originals
-        # distinct variants per reaction where possible: offset a random start by the copy number
-        start = rng.integers(0, n_var, size=n)
+        # distinct variants per reaction where possible: offset a random start by the copy number; with
+        # molecule-scope variants one start for all, so a batch's copies share their molecules' spellings
+        shared = self.config.train.augment_scope == "molecule"
+        start = np.full(n, rng.integers(0, n_var)) if shared else rng.integers(0, n_var, size=n)
         copy_no = np.arange(len(src)) - np.repeat(np.cumsum(counts) - counts, counts)
         var = (start[src] + copy_no) % n_var
         rows = n + src * n_var + var

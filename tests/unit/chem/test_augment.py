@@ -107,3 +107,37 @@ def test_a_dative_bond_is_not_a_role_separator():
         assert canonical == canonical_reaction(rxn)
         assert canonical.count(">") - canonical.count("->") == 2
     assert reaction_roles(rxn)[1] == ["[NH3]->[Pt](Cl)Cl", "[Na+]"]
+
+
+def _molecules(rxn: str) -> list[str]:
+    return [m for role in rxn.split(">") for m in role.split(".") if m]
+
+
+def test_molecule_scope_spells_a_molecule_alike_in_every_reactions_kth_copy():
+    """The hierarchical model encodes each distinct spelling of a batch once: with scope "molecule" the k-th
+    copies of a plate hold no more spellings than the plate has molecules."""
+    from yieldtune.chem.augment import generate_variants
+
+    plate = [f"{h}.Nc1ccccc1>{b}.CC(C)(C)P(C(C)(C)C)c1ccccc1-c1ccccc1>{h.replace('Br', 'N(c2ccccc2)')}"
+             for h in ["Brc1ccc(C)cc1", "Brc1ccc(OC)cc1", "Brc1cccnc1"] for b in ["CCN(CC)CC", "CN(C)C(=NC)N(C)C"]]
+    n_molecules = len({m for r in plate for m in _molecules(r)})
+    for scope, at_most in (("molecule", n_molecules), ("reaction", None)):
+        variants = generate_variants(plate, 3, seed=2, scope=scope)
+        for k in range(3):
+            spellings = {m for per in variants for m in _molecules(per[k])}
+            if at_most is None:  # each reaction on its own: a shared molecule gets several spellings
+                assert len(spellings) > n_molecules
+            else:
+                assert len(spellings) == at_most
+        # still random copies of the same chemistry, and different copies spell molecules differently
+        assert all(canonical_reaction(v) == canonical_reaction(r) for r, per in zip(plate, variants) for v in per)
+        assert len({per[0] for per in variants} | {per[1] for per in variants}) == 2 * len(plate)
+    assert generate_variants(plate, 3, 2, "molecule") == generate_variants(plate, 3, 2, "molecule")
+
+
+def test_the_cache_keeps_the_scopes_apart(tmp_path, monkeypatch):
+    by_reaction = AugmentationCache(tmp_path).variants(REACTIONS, 2, seed=1, scope="reaction")
+    by_molecule = AugmentationCache(tmp_path).variants(REACTIONS, 2, seed=1, scope="molecule")
+    assert len(list(tmp_path.glob("*.json.gz"))) == 2 and by_reaction != by_molecule
+    monkeypatch.setattr(augment, "_MEMORY", {})
+    assert AugmentationCache(tmp_path).variants(REACTIONS, 2, seed=1, scope="molecule") == by_molecule

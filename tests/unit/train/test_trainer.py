@@ -69,6 +69,18 @@ def test_same_seed_same_metrics_other_seed_differs(tmp_path):
     assert [m.train_loss for m in other.history] != [m.train_loss for m in a.history]
 
 
+@pytest.mark.parametrize("scope", ["molecule", "reaction"])
+def test_an_epochs_copies_share_one_variant_only_with_molecule_scope(scope):
+    """Molecule-scope variant k spells each molecule alike in every reaction: an epoch that takes variant k
+    for all its copies keeps a batch's distinct molecules (what the hierarchical model encodes) few."""
+    n, n_var = 40, 4
+    trainer = Trainer(cfg(augment_ratio=1.0, augment_scope=scope), device="cpu")
+    rows, src = trainer._epoch_rows(n, n_var, np.random.default_rng(0))
+    copies = rows[n:] - n - src[n:] * n_var  # the variant each augmented copy takes
+    assert (src[:n] == np.arange(n)).all() and len(copies) == n and ((0 <= copies) & (copies < n_var)).all()
+    assert (len(set(copies.tolist())) == 1) == (scope == "molecule")
+
+
 def test_ema_validates_and_keeps_the_averaged_weights(tmp_path):
     import torch
 
@@ -192,6 +204,26 @@ def test_tune_bench_train_prints_one_json_line(tmp_path):
     record = json.loads(lines[0])
     assert record["samples_per_s"] > 0 and record["baseline_samples_per_s"] > 0 and record["speedup"] > 0
     assert record["precision"] == "fp32" and record["device"] == "cpu" and record["config"]["d_model"] == 16
+
+
+@pytest.mark.slow  # a real `tune` process
+def test_tune_bench_augment_prints_each_scope_against_plain_training(tmp_path):
+    data = _write_plate_csv(tmp_path / "plate.csv")
+    sets = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.ffn_dim=32", "train.batch_size=8",
+            "train.num_threads=1", "train.precision=fp32", "model.molecule_features=[]"]
+    proc = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "bench", "augment", "--data", str(data),
+                           "--epochs", "1", "--ratio", "1", "--device", "cpu", "--cache-dir", str(tmp_path / "c"),
+                           *[a for s in sets for a in ("--set", s)]],
+                          capture_output=True, text=True, timeout=300, env=_env())
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["n_reactions"] == 60 and record["augment_ratio"] == 1.0
+    for mode in ("plain", "molecule", "reaction"):
+        assert record[mode]["samples_per_s"] > 0 and record[mode]["epoch_seconds"] > 0
+    assert record["molecule_over_reaction_speedup"] > 0 and record["molecule_vs_plain_samples_per_s"] > 0
+    assert len(list((tmp_path / "c").glob("*.json.gz"))) == 2  # one variant set per scope, cached
 
 
 def test_device_and_precision_resolution():
