@@ -3,7 +3,6 @@
 from yieldtune.chem.augment import (
     AugmentationCache,
     augment_reaction,
-    canonical_reaction,
     derive_n_variants,
     extra_copies,
     generate_variants,
@@ -11,5 +10,5 @@ from yieldtune.chem.augment import (
 )
 from yieldtune.chem.tokenizer import SMILES_REGEX, SmilesTokenizer, tokenize
 
-__all__ = ["AugmentationCache", "SMILES_REGEX", "SmilesTokenizer", "augment_reaction", "canonical_reaction",
-           "derive_n_variants", "extra_copies", "generate_variants", "randomize_smiles", "tokenize"]
+__all__ = ["AugmentationCache", "SMILES_REGEX", "SmilesTokenizer", "augment_reaction", "derive_n_variants",
+           "extra_copies", "generate_variants", "randomize_smiles", "tokenize"]

@@ -102,12 +102,6 @@ def canonical_molecule(smi: str) -> str:
     return smi if mol is None else _rdkit().MolToSmiles(mol)
 
 
-def canonical_reaction(rxn: str) -> str:
-    """Order-free canonical form: each molecule canonicalized, molecules sorted within role."""
-    return ">".join(".".join(sorted(canonical_molecule(m) for m in (role.split(".") if role else [])))
-                    for role in role_strings(rxn))
-
-
 def derive_n_variants(augment_ratio: float, augment_variants: int = 0) -> int:
     """Variants to cache per reaction: the configured number, else ``max(4*ceil(r), 4)`` capped at 64."""
     if augment_variants > 0:

@@ -12,11 +12,11 @@ from yieldtune.chem import augment
 from yieldtune.chem.augment import (
     AugmentationCache,
     augment_reaction,
-    canonical_reaction,
     derive_n_variants,
     extra_copies,
     randomize_smiles,
 )
+from yieldtune.data import canonical_reaction
 
 REACTIONS = [
     "Clc1ccccn1.Cc1ccc(N)cc1.O=S(=O)([O][Pd]1[c]2ccccc2-c2ccccc2[NH2]~1)C(F)(F)F.COc1ccc(OC)c(P([C@]23C[C@H]4C[C@H](C[C@H](C4)C2)C3)[C@]23C[C@H]4C[C@H](C[C@H](C4)C2)C3)c1-c1c(C(C)C)cc(C(C)C)cc1C(C)C.CCN=P(N=P(N(C)C)(N(C)C)N(C)C)(N(C)C)N(C)C.Cc1cc(C)on1>>Cc1ccc(Nc2ccccn2)cc1",
