@@ -110,9 +110,9 @@ class TrainConfig(_Strict):
     augment_variants: int = Field(0, ge=0, le=256,
                                   description="randomized variants cached per reaction; 0 = derive from augment_ratio")
     augment_scope: AugmentScope = Field(
-        "molecule", description="molecule: the k-th variant of every reaction spells each molecule alike, so an "
-                                "augmented batch costs the hierarchical model about what a plain one does; "
-                                "reaction: every reaction's molecules randomized on their own")
+        "molecule", description="molecule: the k-th variant of every reaction spells each molecule alike, so the "
+                                "hierarchical model has fewer distinct spellings per batch to encode; reaction: "
+                                "every reaction's molecules randomized on their own")
     grad_clip: float = Field(1.0, ge=0.0)
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0,
                              description="validate and keep an exponential moving average of the weights "

@@ -6,10 +6,10 @@ part, so variants are generated once per (reactions, n, seed, scope, RDKit versi
 gzipped JSON (never pickle), shared by every trial in every process.
 
 Scope ``"molecule"`` spells a molecule the same way in the k-th variant of every reaction (its k-th random
-SMILES): the hierarchical model encodes each distinct spelling of a batch once, so an augmented batch then
-holds about as many distinct molecules as a plain one. Scope ``"reaction"`` randomizes each reaction's
-molecules on their own stream: more spellings per epoch, and nearly every molecule occurrence of a batch is
-distinct (on Buchwald-Hartwig, 129 distinct molecules per augmented batch of 32 against 42 in a plain one).
+SMILES): the hierarchical model encodes each distinct spelling of a batch once, and a batch of reactions and
+their k-th copies holds at most two spellings of a molecule. Scope ``"reaction"`` randomizes each reaction's
+molecules on their own stream: more spellings per epoch, and more to encode (Buchwald-Hartwig, one copy
+each, batches of 32: 68 distinct spellings per batch by molecule, 129 by reaction, 42 without copies).
 """
 
 from __future__ import annotations
