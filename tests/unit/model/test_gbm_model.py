@@ -87,3 +87,30 @@ def test_a_model_that_does_not_match_its_feature_settings_is_refused(fitted, tmp
     (tmp_path / "m" / SETTINGS_FILE).write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="features"):
         GBMPredictor.load(tmp_path / "m")
+
+
+def test_role_sums_add_each_molecule_once_per_occurrence_and_mark_missing_descriptors():
+    """Per role: the sum of its molecules' rows (a molecule written twice counts twice), 0 for an empty role,
+    NaN only where no molecule of the role has the value."""
+    from yieldtune.chem.featurizers import MoleculeFeaturizer
+    from yieldtune.model.gbm import _role_sums
+
+    class Toy(MoleculeFeaturizer):  # [heavy atoms, 1 unless the molecule has N, 2 unless it has O]
+        name = "toy"
+
+        @property
+        def dim(self) -> int:
+            return 3
+
+        def featurize(self, smiles):
+            from rdkit import Chem
+
+            return np.array([[Chem.MolFromSmiles(s).GetNumHeavyAtoms(), np.nan if "N" in s else 1.0,
+                              np.nan if "O" in s else 2.0] for s in smiles], dtype=np.float32)
+
+    x = _role_sums(["CCO.CN>[Cs+].[Cs+]>CCN", "CN>>", "OCCO.O>>"], Toy(), None, column_chunk=2)
+    nan = np.nan
+    expected = np.array([[5, 1, 2, 2, 2, 4, 3, nan, 2],
+                         [2, nan, 2, 0, 0, 0, 0, 0, 0],
+                         [5, 2, nan, 0, 0, 0, 0, 0, 0]], dtype=np.float32)
+    np.testing.assert_array_equal(x, expected)
