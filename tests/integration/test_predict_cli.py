@@ -24,8 +24,11 @@ def model_dir(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("model")
     plate = write_synthetic_plate(d / "plate.csv", n=40)
-    cfg = RunConfig().with_overrides({"model.d_model": 16, "model.n_layers": 1, "model.n_heads": 2,
-                                      "model.ffn_dim": 32, "train.epochs": 1, "train.batch_size": 16})
+    # the token encoder: TTA's randomized spellings move its predictions (the features-only default reads
+    # canonical features, so its TTA spread is 0)
+    cfg = RunConfig().with_overrides({"model.encoder": "scratch", "model.d_model": 16, "model.n_layers": 1,
+                                      "model.n_heads": 2, "model.ffn_dim": 32, "train.epochs": 1,
+                                      "train.batch_size": 16})
     Trainer(cfg, device="cpu").fit(load_reactions(plate)).predictor.save(d / "model")
     return d / "model", plate
 

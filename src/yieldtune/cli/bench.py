@@ -54,7 +54,8 @@ def bench_train_cmd(data, layout, target, percent, data_dir, steps, warmup_steps
         torch.set_num_threads(threads)
     model_cfg = validate_config(ModelConfig, {"architecture": architecture, "d_model": d_model, "n_layers": layers,
                                               "reaction_layers": reaction_layers, "n_heads": heads,
-                                              "ffn_dim": ffn, "dropout": dropout, "max_len": max_len},
+                                              "ffn_dim": ffn, "dropout": dropout, "max_len": max_len,
+                                              "molecule_features": ()},  # the token pipeline's throughput
                                 source="bench options")
     table, _ = load_table(data, layout, target, percent, data_dir, validate=False)
     if limit:

@@ -146,6 +146,9 @@ class YieldPredictor:
             run_config["model"].setdefault("architecture", "flat")
             # ... and those saved before molecule features existed use none (the default has some now)
             run_config["model"].setdefault("molecule_features", [])
+            # ... and those saved before model.encoder existed read tokens, without feature dropout
+            run_config["model"].setdefault("encoder", "scratch")
+            run_config["model"].setdefault("feature_dropout", 0.0)
         config = run_config_of(meta, cfg_path)
         try:
             mean, std = float(meta["target_mean"]), float(meta["target_std"])

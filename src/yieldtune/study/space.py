@@ -134,6 +134,8 @@ def _default_features() -> str:
     return "+".join(RunConfig().model.molecule_features) or "none"
 
 
+DERIVED_MODEL_DEFAULTS = ("encoder", "feature_dropout")  # ModelConfig derives them from the rest when not given
+
 # Realistic GPU-scale defaults; study files override any entry or bound.
 DEFAULT_SPACE: dict[str, Any] = {
     "family": "transformer",
@@ -158,8 +160,8 @@ DEFAULT_SPACE: dict[str, Any] = {
     "ema_decay": RunConfig().train.ema_decay,
     "molecule_features": _default_features(),
     "feature_combine": RunConfig().model.feature_combine,
-    "feature_dropout": RunConfig().model.feature_dropout,
-    "encoder": RunConfig().model.encoder,
+    # encoder and feature_dropout are absent on purpose: unless a study file names them, each trial takes the
+    # defaults that follow its features (ModelConfig: no token encoder where there are features)
     "gbm_rounds": {"low": 200, "high": 2000, "step": 100},
     "gbm_lr": {"low": 0.01, "high": 0.2, "log": True},
     "gbm_leaves": {"low": 8, "high": 256, "log": True},
@@ -380,6 +382,9 @@ class SearchSpace:
         if values.get("use_augmentation") is False:
             data["train"]["augment_ratio"] = 0.0
         data["model"]["molecule_features"] = feature_names(data["model"]["molecule_features"])
+        for key in DERIVED_MODEL_DEFAULTS:  # neither sampled nor written in [fixed.model]: let them follow
+            if f"model.{key}" not in {PARAMS[n].target for n in values} and key not in self.base.model.model_fields_set:
+                data["model"].pop(key, None)
         return validate_config(RunConfig, data, source=source or self.source)
 
     def suggest(self, trial: "optuna.trial.BaseTrial") -> RunConfig:

@@ -24,6 +24,7 @@ from yieldtune.data.table import ReactionTable
 from yieldtune.errors import DataError
 from yieldtune.model.batching import bucketed_batches, encode_reactions
 from yieldtune.model.device import autocast, resolve_device, resolve_precision
+from yieldtune.model.features import MoleculeFeatures, SlotFeatures, reaction_slots
 from yieldtune.model.predictor import to_device
 from yieldtune.model.transformer import YieldTransformer
 from yieldtune.train.trainer import param_groups, seed_everything, target_scaling
@@ -99,7 +100,13 @@ def lr_range_test(config: RunConfig, train: ReactionTable, *, device: str = "aut
     encoded = encode_reactions(tokenizer, train.reactions, mc.max_len)
     mean, std = target_scaling(train.yields)
     y = torch.from_numpy(((train.yields - mean) / std).astype(np.float32))
-    model = YieldTransformer.for_tokenizer(mc, tokenizer).to(dev).train()
+    features = MoleculeFeatures.from_config(mc)
+    slot_features = None
+    if features:  # the model reads its molecules' features too (encoder "none": only them)
+        slots, _, molecules = reaction_slots(train.reactions)
+        features.fit(molecules)
+        slot_features = SlotFeatures(slots, features.transform(molecules), molecules).to(dev)
+    model = YieldTransformer.for_tokenizer(mc, tokenizer, features.dim if features else 0).to(dev).train()
     optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=start_lr)
     factor = (end_lr / start_lr) ** (1.0 / max(1, steps - 1))
 
@@ -115,7 +122,7 @@ def lr_range_test(config: RunConfig, train: ReactionTable, *, device: str = "aut
             group["lr"] = lr
         ids = to_device(encoded.pad(idx, tokenizer.pad_id), dev)
         with autocast(precision, dev):
-            pred = model(ids)
+            pred = model(ids, None if slot_features is None else slot_features.batch(idx))
         loss = nn.functional.mse_loss(pred.float(), y[idx].to(dev))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

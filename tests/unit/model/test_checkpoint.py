@@ -28,7 +28,8 @@ REACTIONS = [
 def saved(tmp_path):
     torch.manual_seed(3)
     tok = SmilesTokenizer.build(REACTIONS)
-    cfg = RunConfig(model=ModelConfig(d_model=16, n_layers=2, n_heads=2, ffn_dim=32, pooling="mean", max_len=64),
+    cfg = RunConfig(model=ModelConfig(encoder="scratch", d_model=16, n_layers=2, n_heads=2, ffn_dim=32, pooling="mean",
+                                      max_len=64),
                     train=TrainConfig(precision="fp32"))
     model = YieldTransformer.for_tokenizer(cfg.model, tok)
     with torch.no_grad():  # non-trivial weights everywhere, including the head

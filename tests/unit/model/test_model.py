@@ -27,8 +27,8 @@ REACTIONS = [
 def test_extra_padding_changes_no_prediction(architecture, pooling, positional):
     torch.manual_seed(0)
     tok = SmilesTokenizer.build(REACTIONS)
-    cfg = ModelConfig(architecture=architecture, d_model=32, n_layers=2, n_heads=4, ffn_dim=64, pooling=pooling,
-                      positional=positional, max_len=128)
+    cfg = ModelConfig(architecture=architecture, encoder="scratch", d_model=32, n_layers=2, n_heads=4, ffn_dim=64,
+                      pooling=pooling, positional=positional, max_len=128)
     model = YieldTransformer.for_tokenizer(cfg, tok).eval()
     enc = EncodedReactions(tok.encode_many(REACTIONS, cfg.max_len))
     ids = torch.from_numpy(enc.pad(np.arange(len(REACTIONS))))
@@ -70,8 +70,8 @@ def test_hierarchical_model_reads_a_reaction_as_a_set_of_molecules_with_roles(po
             "Clc1ccccn1.Cc1ccc(N)cc1.CCN(CC)CC>Cc1cc(C)on1>Cc1ccc(Nc2ccccn2)cc1",  # the additive as an agent
             "Clc1ccccn1.Cc1ccc(N)cc1.CCN(CC)CC.Cc1cc(C)on1>>", ""]
     tok = SmilesTokenizer.build(rxns)
-    cfg = ModelConfig(d_model=32, n_layers=2, reaction_layers=2, n_heads=4, ffn_dim=64, pooling=pooling,
-                      dropout=0.0, max_len=128)
+    cfg = ModelConfig(encoder="scratch", d_model=32, n_layers=2, reaction_layers=2, n_heads=4, ffn_dim=64,
+                      pooling=pooling, dropout=0.0, max_len=128)
     model = YieldTransformer.for_tokenizer(cfg, tok).eval()
     with torch.no_grad():
         out = model(_ids(tok, rxns))
@@ -100,7 +100,7 @@ def test_molecules_are_encoded_in_length_chunks_without_changing_predictions(mon
     assert all(hi == next_lo for (_, hi), (next_lo, _) in zip(edges, edges[1:]))
     assert all(width == max(lengths[lo:hi]) for lo, hi, width in m.chunks)  # each padded to its own longest
     torch.manual_seed(0)
-    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, ffn_dim=64, dropout=0.0, max_len=128)
+    cfg = ModelConfig(encoder="scratch", d_model=32, n_layers=2, n_heads=4, ffn_dim=64, dropout=0.0, max_len=128)
     model = YieldTransformer.for_tokenizer(cfg, tok).eval()
     with torch.no_grad():
         chunked = model(ids)
@@ -114,7 +114,8 @@ def test_hierarchical_model_trains_on_shared_molecules():
     """Gradients reach the token encoder through the deduplicated molecules (every weight learns)."""
     torch.manual_seed(0)
     tok = SmilesTokenizer.build(REACTIONS)
-    cfg = ModelConfig(d_model=16, n_layers=1, reaction_layers=1, n_heads=2, ffn_dim=32, dropout=0.0, max_len=128)
+    cfg = ModelConfig(encoder="scratch", d_model=16, n_layers=1, reaction_layers=1, n_heads=2, ffn_dim=32, dropout=0.0,
+                      max_len=128)
     model = YieldTransformer.for_tokenizer(cfg, tok).train()
     model(_ids(tok, REACTIONS + REACTIONS)).pow(2).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -124,7 +125,7 @@ def test_hierarchical_model_trains_on_shared_molecules():
 def _predictor(precision="fp32") -> YieldPredictor:
     torch.manual_seed(1)
     tok = SmilesTokenizer.build(REACTIONS)
-    cfg = RunConfig(model=ModelConfig(d_model=16, n_layers=1, n_heads=2, ffn_dim=32, max_len=128),
+    cfg = RunConfig(model=ModelConfig(encoder="scratch", d_model=16, n_layers=1, n_heads=2, ffn_dim=32, max_len=128),
                     train=TrainConfig(precision=precision))
     return YieldPredictor(YieldTransformer.for_tokenizer(cfg.model, tok), tok, cfg, target_mean=0.5, target_std=3.0)
 

@@ -245,3 +245,22 @@ def test_bits_no_training_molecule_has_change_nothing_when_silenced(silence):
     else:  # their random initial weights stay and shift a new molecule's prediction
         assert torch.count_nonzero(weights[:, unseen]) > 0
         assert not torch.equal(before, after)
+
+
+def test_the_encoder_and_feature_dropout_defaults_follow_the_features():
+    """Features-only by default (chosen on validation, README Round 4); with no features, or the flat model, the
+    token encoder without feature dropout, as it was measured; explicit values always win."""
+    from yieldtune.config import ModelConfig
+
+    default = RunConfig()
+    assert (default.model.encoder, default.model.feature_dropout) == ("none", 0.5)
+    assert default.model.model_fields_set == set()  # derived, not "given": study files' [fixed] stay as written
+    token_only = default.with_overrides({"model.molecule_features": []})
+    assert (token_only.model.encoder, token_only.model.feature_dropout) == ("scratch", 0.0)
+    assert default.with_overrides({"model.architecture": "flat"}).model.encoder == "scratch"
+    scratch = default.with_overrides({"model.encoder": "scratch"})
+    assert (scratch.model.encoder, scratch.model.feature_dropout) == ("scratch", 0.0)
+    assert ModelConfig(encoder="scratch", feature_dropout=0.3).feature_dropout == 0.3
+    assert RunConfig.model_validate(default.model_dump()) == default  # a saved config reloads as itself
+    with pytest.raises(ValueError, match="needs model.molecule_features"):
+        ModelConfig(encoder="none", molecule_features=[])
