@@ -9,7 +9,10 @@ import json
 import click
 
 from yieldtune.cli._common import device_option, json_option, quiet_optuna, storage_option
-from yieldtune.cli.train import data_options, load_table, val_split_option
+from yieldtune.cli.train import config_options, data_options, load_table, val_split_option
+
+bench_cache_dir_option = click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+                                      help="Feature / augmentation cache directory (default: in memory).")
 
 
 @click.group("bench")
@@ -73,11 +76,8 @@ def bench_train_cmd(data, layout, target, percent, data_dir, steps, warmup_steps
 @click.option("--epochs", default=2, type=click.IntRange(min=1), show_default=True, help="Epochs per mode.")
 @click.option("--ratio", default=1.0, type=click.FloatRange(min=0.0, min_open=True), show_default=True,
               help="train.augment_ratio of the augmented modes.")
-@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
-              help="TOML file with [model] and [train] tables.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting.")
-@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
-              help="Feature / augmentation cache directory (default: in memory).")
+@config_options
+@bench_cache_dir_option
 @device_option
 def bench_augment_cmd(data, layout, target, percent, data_dir, limit, epochs, ratio, config_path, overrides,
                       cache_dir, device) -> None:
@@ -103,11 +103,8 @@ def bench_augment_cmd(data, layout, target, percent, data_dir, limit, epochs, ra
 @click.option("--val-frac", default=0.1, type=float, show_default=True,
               help="--model: fraction of the training rows used for validation (best epoch).")
 @val_split_option
-@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
-              help="TOML file with [model] and [train] tables (--model).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting (--model).")
-@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
-              help="Feature / augmentation cache directory (default: in memory).")
+@config_options
+@bench_cache_dir_option
 @device_option
 def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test_file, with_model, seeds, val_frac,
                        val_split, config_path, overrides, cache_dir, device) -> None:

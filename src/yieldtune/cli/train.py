@@ -49,7 +49,8 @@ def val_split_option(f):
                         "(every validation reaction holds a reactant or agent no training reaction has).")(f)
 
 
-def _config_options(f):
+def config_options(f):
+    """``--config`` (a TOML file with [model] and [train] tables) and ``--set KEY=VALUE`` overrides."""
     f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override a setting, e.g. --set model.d_model=256 --set train.lr=1e-3.")(f)
     return click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
@@ -63,7 +64,7 @@ def _config_options(f):
 @val_split_option
 @click.option("--train-rows", default=None, type=int,
               help="First N rows train, the rest test (the standard Buchwald-Hartwig / Suzuki-Miyaura split).")
-@_config_options
+@config_options
 @device_option
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
               help="Where randomized-SMILES variants and molecule features are cached (default: in memory only).")
@@ -148,7 +149,7 @@ def _echo_epoch(m) -> None:
 
 @click.command("lr-find")
 @data_options
-@_config_options
+@config_options
 @device_option
 @click.option("--start", "start_lr", default=1e-6, type=float, help="First learning rate.")
 @click.option("--end", "end_lr", default=1.0, type=float, help="Last learning rate.")

@@ -83,6 +83,13 @@ class MoleculeFeatures:
                         for f in self.featurizers]
         return self
 
+    def fit_reactions(self, reactions: Sequence[str], cache: FeatureCache | None = None) -> SlotFeatures:
+        """Fit the scalers on the molecules of ``reactions`` (the training reactions) and return their per-slot
+        lookup, featurizing each distinct molecule once for both."""
+        slots, _, molecules = reaction_slots(reactions)
+        self.fit(molecules, cache)
+        return SlotFeatures(slots, self.transform(molecules, cache), molecules)
+
     def transform(self, molecules: Sequence[str], cache: FeatureCache | None = None) -> np.ndarray:
         """``[n, dim]`` float32 model inputs for canonical SMILES (unseen molecules are featurized here)."""
         parts = []

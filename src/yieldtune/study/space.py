@@ -382,8 +382,9 @@ class SearchSpace:
         if values.get("use_augmentation") is False:
             data["train"]["augment_ratio"] = 0.0
         data["model"]["molecule_features"] = feature_names(data["model"]["molecule_features"])
+        sampled = {PARAMS[name].target for name in values}
         for key in DERIVED_MODEL_DEFAULTS:  # neither sampled nor written in [fixed.model]: let them follow
-            if f"model.{key}" not in {PARAMS[n].target for n in values} and key not in self.base.model.model_fields_set:
+            if f"model.{key}" not in sampled and key not in self.base.model.model_fields_set:
                 data["model"].pop(key, None)
         return validate_config(RunConfig, data, source=source or self.source)
 

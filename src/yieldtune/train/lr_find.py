@@ -24,7 +24,7 @@ from yieldtune.data.table import ReactionTable
 from yieldtune.errors import DataError
 from yieldtune.model.batching import bucketed_batches, encode_reactions
 from yieldtune.model.device import autocast, resolve_device, resolve_precision
-from yieldtune.model.features import MoleculeFeatures, SlotFeatures, reaction_slots
+from yieldtune.model.features import MoleculeFeatures
 from yieldtune.model.predictor import to_device
 from yieldtune.model.transformer import YieldTransformer
 from yieldtune.train.trainer import param_groups, seed_everything, target_scaling
@@ -101,11 +101,8 @@ def lr_range_test(config: RunConfig, train: ReactionTable, *, device: str = "aut
     mean, std = target_scaling(train.yields)
     y = torch.from_numpy(((train.yields - mean) / std).astype(np.float32))
     features = MoleculeFeatures.from_config(mc)
-    slot_features = None
-    if features:  # the model reads its molecules' features too (encoder "none": only them)
-        slots, _, molecules = reaction_slots(train.reactions)
-        features.fit(molecules)
-        slot_features = SlotFeatures(slots, features.transform(molecules), molecules).to(dev)
+    # the model reads its molecules' features too (encoder "none": only them)
+    slot_features = features.fit_reactions(train.reactions).to(dev) if features else None
     model = YieldTransformer.for_tokenizer(mc, tokenizer, features.dim if features else 0).to(dev).train()
     optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=start_lr)
     factor = (end_lr / start_lr) ** (1.0 / max(1, steps - 1))

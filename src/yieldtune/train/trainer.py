@@ -28,7 +28,7 @@ from yieldtune.metrics import mae, r2_score, rmse
 from yieldtune.model.batching import EncodedReactions, bucketed_batches, encode_reactions
 from yieldtune.model.device import autocast, needs_grad_scaler, resolve_device, resolve_precision
 from yieldtune.model.domain import Domain
-from yieldtune.model.features import MoleculeFeatures, SlotFeatures, reaction_slots
+from yieldtune.model.features import MoleculeFeatures
 from yieldtune.model.predictor import YieldPredictor, to_device
 from yieldtune.model.transformer import YieldTransformer
 from yieldtune.train.schedulers import build_scheduler
@@ -117,9 +117,7 @@ class Trainer:
         features = MoleculeFeatures.from_config(self.config.model)
         if not features:
             return None, None, None
-        slots, _, molecules = reaction_slots(reactions)
-        features.fit(molecules, self.feature_cache)
-        train_feats = SlotFeatures(slots, features.transform(molecules, self.feature_cache), molecules)
+        train_feats = features.fit_reactions(reactions, self.feature_cache)
         val_feats = features.for_reactions(val.reactions, self.feature_cache) if val is not None else None
         return (features, train_feats.to(self.device),
                 None if val_feats is None else val_feats.to(self.device))
