@@ -27,6 +27,8 @@ AugmentScope = Literal["molecule", "reaction"]
 DEFAULT_FEATURES: tuple[str, ...] = ("morgan",)
 # the GBM feature blocks (see yieldtune.model.gbm); a configuration uses a "+"-joined non-empty subset
 GBM_BLOCKS = ("morgan", "rdkit2d", "drfp")
+# ModelConfig derives these from the rest when they are not given (see its validator)
+DERIVED_MODEL_DEFAULTS = ("encoder", "feature_dropout")
 
 
 class _Strict(BaseModel):

@@ -86,6 +86,9 @@ def bench_augment_cmd(data, layout, target, percent, data_dir, limit, epochs, ra
     from yieldtune.train.bench import bench_augmentation
 
     config = load_run_config(config_path, list(overrides))
+    if config.model.encoder == "none":
+        click.echo("warning: model.encoder = none reads each molecule's canonical features, so augmentation "
+                   "changes none of its input; --set model.encoder=scratch measures the token model", err=True)
     table, _ = load_table(data, layout, target, percent, data_dir)
     if limit:
         table = table.subset(range(min(limit, len(table))))

@@ -13,8 +13,10 @@ hierarchical architecture.
 
 ``molecule_features`` is one categorical over named combinations (``"none"``, ``"morgan"``,
 ``"morgan+rdkit2d"``, ...), not one switch per featurizer, so TPE sees a fixed choice list; ``feature_combine``
-and ``feature_dropout`` are sampled only where some features are used, and ``encoder = "none"`` (no token
-encoder) may be searched only where every choice has features.
+and ``feature_dropout`` are sampled only where some features are used. ``encoder = "none"`` (no token encoder)
+needs features: where a study searches it next to a featureless choice, trials with features sample
+``encoder`` (all its choices) and featureless trials sample ``featureless_encoder`` (the same choices less
+``"none"``), two names with one distribution each rather than one name whose choices change.
 
 ``family`` picks the model family of a trial (``"transformer"`` or ``"gbm"``; a list searches both). Every
 other parameter belongs to one family and is sampled only in that family's trials, so a GBM trial never
@@ -34,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_args
 
-from yieldtune.config import Family, RunConfig, validate_config
+from yieldtune.config import DERIVED_MODEL_DEFAULTS, Family, RunConfig, validate_config
 from yieldtune.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,6 +109,10 @@ PARAMS: dict[str, ParamDef] = {
                                     lambda v: bool(feature_names(v.get("molecule_features"))),
                                     parent="molecule_features"),
     "encoder": _transformer(str, "model.encoder"),
+    "featureless_encoder": _transformer(str, "model.encoder", lambda v: not feature_names(v.get("molecule_features")),
+                                        parent="molecule_features",
+                                        help="the token encoder of trials without features, where encoder "
+                                             "searches 'none' (its other choices unless given)"),
     "gbm_rounds": _gbm(int, "gbm.n_rounds", help="boosting rounds at most (early stopping on validation)"),
     "gbm_lr": _gbm(float, "gbm.learning_rate"),
     "gbm_leaves": _gbm(int, "gbm.num_leaves"),
@@ -133,8 +139,6 @@ def feature_names(value: Any) -> list[str]:
 def _default_features() -> str:
     return "+".join(RunConfig().model.molecule_features) or "none"
 
-
-DERIVED_MODEL_DEFAULTS = ("encoder", "feature_dropout")  # ModelConfig derives them from the rest when not given
 
 # Realistic GPU-scale defaults; study files override any entry or bound.
 DEFAULT_SPACE: dict[str, Any] = {
@@ -297,10 +301,7 @@ class SearchSpace:
         if unknown:
             raise ConfigError(f"{where}: search_space.family: unknown model family {unknown[0]!r}; known: "
                               f"{', '.join(get_args(Family))}")
-        encoders = _possible_values(entries["encoder"]) if "encoder" in entries else ()
-        if "none" in encoders and any(not feature_names(v) for v in _possible_values(entries.get("molecule_features"))):
-            raise ConfigError(f"{where}: search_space.encoder: \"none\" (a molecule is its features) needs "
-                              "molecule features in every trial; drop \"none\" from search_space.molecule_features")
+        _split_featureless_encoder(entries, spec.fixed, where)
         fixed = _fixed_settings(spec)
         for name, entry in entries.items():  # a [fixed.*] setting beats a fixed default the file did not write
             if isinstance(entry, Fixed) and name not in spec.search_space and PARAMS[name].target in fixed:
@@ -353,11 +354,17 @@ class SearchSpace:
             return trial.suggest_int(name, int(entry.low), int(entry.high), step=int(entry.step or 1), log=entry.log)
         return trial.suggest_float(name, entry.low, entry.high, step=entry.step, log=entry.log)
 
+    def _is_active(self, name: str, values: dict[str, Any]) -> bool:
+        if name == "encoder" and "featureless_encoder" in self.entries and not feature_names(
+                values.get("molecule_features")):
+            return False  # featureless trials sample featureless_encoder instead
+        return PARAMS[name].is_active(values)
+
     def sample(self, trial: "optuna.trial.BaseTrial") -> dict[str, Any]:
         """Suggest every active parameter (conditionals only where they act); returns name -> value."""
         values: dict[str, Any] = {}
-        for name, pdef in PARAMS.items():
-            if name in self.entries and pdef.is_active(values):
+        for name in PARAMS:
+            if name in self.entries and self._is_active(name, values):
                 values[name] = self._value(trial, name)
         return values
 
@@ -366,7 +373,7 @@ class SearchSpace:
         data = self.base.model_dump()
         for name, value in values.items():
             target = PARAMS[name].target
-            if target is not None and PARAMS[name].is_active(values):
+            if target is not None and self._is_active(name, values):
                 section, _, key = target.partition(".")
                 if key:
                     data[section][key] = value
@@ -397,6 +404,31 @@ class SearchSpace:
         import optuna
 
         return self.to_config(self.sample(optuna.trial.FixedTrial(params)))
+
+
+def _split_featureless_encoder(entries: dict[str, Entry], base: RunConfig, where: str) -> None:
+    """Where ``encoder`` may be ``"none"`` and some ``molecule_features`` choice has no features, give the
+    featureless trials their own ``featureless_encoder`` (the other encoder choices, unless the file set it)."""
+    featureless = any(not feature_names(v) for v in _possible_values(entries.get("molecule_features")))
+    if not featureless:
+        return
+    if "none" in _possible_values(entries.get("featureless_encoder")):
+        raise ConfigError(f"{where}: search_space.featureless_encoder: \"none\" needs molecule features; "
+                          "its trials have none")
+    if "encoder" not in entries:
+        if base.model.encoder == "none" and "encoder" in base.model.model_fields_set:
+            raise ConfigError(f"{where}: fixed.model.encoder: \"none\" (a molecule is its features) needs "
+                              "molecule features in every trial; drop \"none\" from search_space.molecule_features")
+        return
+    encoders = _possible_values(entries["encoder"])
+    if "none" not in encoders or "featureless_encoder" in entries:
+        return
+    rest = [e for e in encoders if e != "none"]
+    if not rest:
+        raise ConfigError(f"{where}: search_space.encoder: \"none\" (a molecule is its features) needs "
+                          "molecule features in every trial; drop \"none\" from search_space.molecule_features "
+                          "or add a token encoder (\"scratch\") to search_space.encoder")
+    entries["featureless_encoder"] = Fixed(rest[0]) if len(rest) == 1 else Categorical(tuple(rest))
 
 
 def _fixed_settings(spec: "StudySpec") -> dict[str, Any]:

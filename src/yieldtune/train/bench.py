@@ -142,7 +142,8 @@ def bench_augmentation(table: ReactionTable, config: RunConfig, *, epochs: int =
              "molecule": {"train.augment_ratio": ratio, "train.augment_scope": "molecule"},
              "reaction": {"train.augment_ratio": ratio, "train.augment_scope": "reaction"}}
     record: dict = {"n_reactions": len(table), "epochs": epochs, "augment_ratio": ratio,
-                    "architecture": config.model.architecture, "torch_threads": torch.get_num_threads()}
+                    "architecture": config.model.architecture, "encoder": config.model.encoder,
+                    "torch_threads": torch.get_num_threads()}
     for name, overrides in modes.items():
         cfg = config.with_overrides({**overrides, "train.epochs": epochs, "train.early_stopping_patience": 0})
         history = Trainer(cfg, device=device, cache_dir=cache_dir).fit(table).history

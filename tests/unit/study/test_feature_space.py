@@ -84,9 +84,67 @@ def test_encoder_none_and_feature_dropout_are_searched_only_with_features(tmp_pa
         _spec(tmp_path, """
             [search_space]
             molecule_features = ["none", "morgan"]
-            encoder = ["scratch", "none"]
+            encoder = "none"
         """, name="bad.toml").search()
+    with pytest.raises(ConfigError, match="fixed.model.encoder.*molecule_features"):
+        _spec(tmp_path, """
+            [search_space]
+            molecule_features = ["none", "morgan"]
+            [fixed.model]
+            encoder = "none"
+        """, name="bad_fixed.toml").search()
     plain = _spec(tmp_path, '[search_space]\nmolecule_features = "none"\nfeature_dropout = {low = 0.0, high = 0.6}\n',
                   name="p.toml").search()
     trial = optuna.create_study().ask()
     assert plain.suggest(trial).model.feature_dropout == 0.0 and "feature_dropout" not in trial.params
+
+
+def test_encoder_none_next_to_a_featureless_choice_splits_into_two_names(tmp_path):
+    """Trials with features sample ``encoder`` over all its choices, featureless ones ``featureless_encoder``
+    over the rest: every name keeps one distribution, and no trial gets the invalid none-without-features."""
+    space = _spec(tmp_path, """
+        [search_space]
+        molecule_features = ["none", "morgan"]
+        encoder = ["none", "scratch", "pretrained"]
+    """).search()
+    assert "featureless_encoder" in space.searched
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        config = space.suggest(trial)
+        if trial.params["molecule_features"] == "none":
+            assert "encoder" not in trial.params
+            assert config.model.encoder == trial.params["featureless_encoder"] != "none"
+        else:
+            assert "featureless_encoder" not in trial.params
+            assert config.model.encoder == trial.params["encoder"]
+        seen.add((trial.params["molecule_features"], config.model.encoder))
+        assert space.config_from_params(trial.params) == config  # refits rebuild the trial's config
+        study.tell(trial, 0.0)
+    assert seen == {("none", "scratch"), ("none", "pretrained"), ("morgan", "none"), ("morgan", "scratch"),
+                    ("morgan", "pretrained")}
+    distributions = {name: {repr(t.distributions[name]) for t in study.trials if name in t.distributions}
+                     for name in ("encoder", "featureless_encoder")}
+    assert all(len(d) == 1 for d in distributions.values())
+    with pytest.raises(ConfigError, match="search_space.featureless_encoder"):
+        _spec(tmp_path, """
+            [search_space]
+            molecule_features = ["none", "morgan"]
+            featureless_encoder = ["scratch", "none"]
+        """, name="bad.toml").search()
+
+
+def test_an_encoder_search_without_none_is_unchanged(tmp_path):
+    """Studies that search token encoders only keep sampling ``encoder`` in every trial (their stored trials
+    must rebuild the same configs)."""
+    space = _spec(tmp_path, """
+        [search_space]
+        molecule_features = ["none", "morgan"]
+        encoder = ["scratch", "pretrained"]
+    """).search()
+    assert "featureless_encoder" not in space.entries
+    trial = optuna.create_study().ask()
+    space.suggest(trial)
+    params = {**trial.params, "molecule_features": "none", "encoder": "pretrained"}
+    assert space.config_from_params(params).model.encoder == "pretrained"

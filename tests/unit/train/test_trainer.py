@@ -224,6 +224,20 @@ def test_tune_bench_augment_prints_each_scope_against_plain_training(tmp_path):
         assert record[mode]["samples_per_s"] > 0 and record[mode]["epoch_seconds"] > 0
     assert record["molecule_over_reaction_speedup"] > 0 and record["molecule_vs_plain_samples_per_s"] > 0
     assert len(list((tmp_path / "c").glob("*.json.gz"))) == 2  # one variant set per scope, cached
+    assert record["encoder"] == "scratch" and "warning" not in proc.stderr
+
+
+@pytest.mark.slow  # a real `tune` process
+def test_tune_bench_augment_warns_that_a_features_only_model_reads_no_spelling(tmp_path):
+    data = _write_plate_csv(tmp_path / "plate.csv")
+    sets = ["model.d_model=16", "model.n_heads=2", "model.ffn_dim=32", "train.batch_size=8",
+            "train.num_threads=1", "train.precision=fp32"]  # the default features: no token encoder
+    proc = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "bench", "augment", "--data", str(data),
+                           "--epochs", "1", "--device", "cpu", *[a for s in sets for a in ("--set", s)]],
+                          capture_output=True, text=True, timeout=300, env=_env())
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["encoder"] == "none"
+    assert proc.stderr.count("warning: model.encoder = none") == 1 and "model.encoder=scratch" in proc.stderr
 
 
 def test_device_and_precision_resolution():
