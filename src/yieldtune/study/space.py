@@ -14,9 +14,10 @@ hierarchical architecture.
 ``molecule_features`` is one categorical over named combinations (``"none"``, ``"morgan"``,
 ``"morgan+rdkit2d"``, ...), not one switch per featurizer, so TPE sees a fixed choice list; ``feature_combine``
 and ``feature_dropout`` are sampled only where some features are used. ``encoder = "none"`` (no token encoder)
-needs features: where a study searches it next to a featureless choice, trials with features sample
-``encoder`` (all its choices) and featureless trials sample ``featureless_encoder`` (the same choices less
-``"none"``), two names with one distribution each rather than one name whose choices change.
+needs features and the hierarchical model: where a study searches it next to a featureless choice or the flat
+architecture, the trials that can go without a token encoder sample ``encoder`` (all its choices) and the
+others ``token_encoder`` (the same choices less ``"none"``), two names with one distribution each rather
+than one name whose choices change.
 
 ``family`` picks the model family of a trial (``"transformer"`` or ``"gbm"``; a list searches both). Every
 other parameter belongs to one family and is sampled only in that family's trials, so a GBM trial never
@@ -109,10 +110,9 @@ PARAMS: dict[str, ParamDef] = {
                                     lambda v: bool(feature_names(v.get("molecule_features"))),
                                     parent="molecule_features"),
     "encoder": _transformer(str, "model.encoder"),
-    "featureless_encoder": _transformer(str, "model.encoder", lambda v: not feature_names(v.get("molecule_features")),
-                                        parent="molecule_features",
-                                        help="the token encoder of trials without features, where encoder "
-                                             "searches 'none' (its other choices unless given)"),
+    "token_encoder": _transformer(str, "model.encoder", lambda v: _needs_token_encoder(v),
+                                  help="the encoder of trials without features or with the flat model, where "
+                                       "encoder searches 'none' (its other choices unless given)"),
     "gbm_rounds": _gbm(int, "gbm.n_rounds", help="boosting rounds at most (early stopping on validation)"),
     "gbm_lr": _gbm(float, "gbm.learning_rate"),
     "gbm_leaves": _gbm(int, "gbm.num_leaves"),
@@ -301,11 +301,11 @@ class SearchSpace:
         if unknown:
             raise ConfigError(f"{where}: search_space.family: unknown model family {unknown[0]!r}; known: "
                               f"{', '.join(get_args(Family))}")
-        _split_featureless_encoder(entries, spec.fixed, where)
         fixed = _fixed_settings(spec)
         for name, entry in entries.items():  # a [fixed.*] setting beats a fixed default the file did not write
             if isinstance(entry, Fixed) and name not in spec.search_space and PARAMS[name].target in fixed:
                 entries[name] = Fixed(fixed[PARAMS[name].target])
+        _split_token_encoder(entries, spec.fixed, where)
         entries = {name: e for name, e in entries.items() if _can_be_active(name, entries)}
         space = cls(entries, spec.fixed, source=where)
         space._check_fixed_overlap(spec)
@@ -355,9 +355,8 @@ class SearchSpace:
         return trial.suggest_float(name, entry.low, entry.high, step=entry.step, log=entry.log)
 
     def _is_active(self, name: str, values: dict[str, Any]) -> bool:
-        if name == "encoder" and "featureless_encoder" in self.entries and not feature_names(
-                values.get("molecule_features")):
-            return False  # featureless trials sample featureless_encoder instead
+        if name == "encoder" and "token_encoder" in self.entries and _needs_token_encoder(values):
+            return False  # these trials sample token_encoder instead
         return PARAMS[name].is_active(values)
 
     def sample(self, trial: "optuna.trial.BaseTrial") -> dict[str, Any]:
@@ -406,29 +405,38 @@ class SearchSpace:
         return self.to_config(self.sample(optuna.trial.FixedTrial(params)))
 
 
-def _split_featureless_encoder(entries: dict[str, Entry], base: RunConfig, where: str) -> None:
-    """Where ``encoder`` may be ``"none"`` and some ``molecule_features`` choice has no features, give the
-    featureless trials their own ``featureless_encoder`` (the other encoder choices, unless the file set it)."""
-    featureless = any(not feature_names(v) for v in _possible_values(entries.get("molecule_features")))
-    if not featureless:
+def _needs_token_encoder(values: dict[str, Any]) -> bool:
+    """A trial without features or with the flat model cannot go without a token encoder."""
+    return not feature_names(values.get("molecule_features")) or values.get("architecture") == "flat"
+
+
+def _split_token_encoder(entries: dict[str, Entry], base: RunConfig, where: str) -> None:
+    """Where ``encoder`` may be ``"none"`` and some trials need a token encoder (no features, or the flat
+    model), give those trials their own ``token_encoder`` (the other encoder choices, unless the file set it)."""
+    needs = any(_needs_token_encoder({"molecule_features": f, "architecture": a})
+                for f in _possible_values(entries.get("molecule_features"))
+                for a in _possible_values(entries.get("architecture")))
+    if not needs:
         return
-    if "none" in _possible_values(entries.get("featureless_encoder")):
-        raise ConfigError(f"{where}: search_space.featureless_encoder: \"none\" needs molecule features; "
-                          "its trials have none")
+    if "none" in _possible_values(entries.get("token_encoder")):
+        raise ConfigError(f"{where}: search_space.token_encoder: \"none\" needs molecule features and the "
+                          "hierarchical model; its trials have no features or the flat model")
     if "encoder" not in entries:
         if base.model.encoder == "none" and "encoder" in base.model.model_fields_set:
             raise ConfigError(f"{where}: fixed.model.encoder: \"none\" (a molecule is its features) needs "
-                              "molecule features in every trial; drop \"none\" from search_space.molecule_features")
+                              "molecule features and the hierarchical model in every trial; drop \"none\" from "
+                              "search_space.molecule_features and \"flat\" from search_space.architecture")
         return
     encoders = _possible_values(entries["encoder"])
-    if "none" not in encoders or "featureless_encoder" in entries:
+    if "none" not in encoders or "token_encoder" in entries:
         return
     rest = [e for e in encoders if e != "none"]
     if not rest:
         raise ConfigError(f"{where}: search_space.encoder: \"none\" (a molecule is its features) needs "
-                          "molecule features in every trial; drop \"none\" from search_space.molecule_features "
-                          "or add a token encoder (\"scratch\") to search_space.encoder")
-    entries["featureless_encoder"] = Fixed(rest[0]) if len(rest) == 1 else Categorical(tuple(rest))
+                          "molecule features and the hierarchical model in every trial; drop \"none\" from "
+                          "search_space.molecule_features (and \"flat\" from search_space.architecture) or add "
+                          "a token encoder (\"scratch\") to search_space.encoder")
+    entries["token_encoder"] = Fixed(rest[0]) if len(rest) == 1 else Categorical(tuple(rest))
 
 
 def _fixed_settings(spec: "StudySpec") -> dict[str, Any]:

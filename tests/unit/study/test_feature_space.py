@@ -100,14 +100,14 @@ def test_encoder_none_and_feature_dropout_are_searched_only_with_features(tmp_pa
 
 
 def test_encoder_none_next_to_a_featureless_choice_splits_into_two_names(tmp_path):
-    """Trials with features sample ``encoder`` over all its choices, featureless ones ``featureless_encoder``
+    """Trials with features sample ``encoder`` over all its choices, featureless ones ``token_encoder``
     over the rest: every name keeps one distribution, and no trial gets the invalid none-without-features."""
     space = _spec(tmp_path, """
         [search_space]
         molecule_features = ["none", "morgan"]
         encoder = ["none", "scratch", "pretrained"]
     """).search()
-    assert "featureless_encoder" in space.searched
+    assert "token_encoder" in space.searched
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
     for _ in range(30):
@@ -115,9 +115,9 @@ def test_encoder_none_next_to_a_featureless_choice_splits_into_two_names(tmp_pat
         config = space.suggest(trial)
         if trial.params["molecule_features"] == "none":
             assert "encoder" not in trial.params
-            assert config.model.encoder == trial.params["featureless_encoder"] != "none"
+            assert config.model.encoder == trial.params["token_encoder"] != "none"
         else:
-            assert "featureless_encoder" not in trial.params
+            assert "token_encoder" not in trial.params
             assert config.model.encoder == trial.params["encoder"]
         seen.add((trial.params["molecule_features"], config.model.encoder))
         assert space.config_from_params(trial.params) == config  # refits rebuild the trial's config
@@ -125,14 +125,33 @@ def test_encoder_none_next_to_a_featureless_choice_splits_into_two_names(tmp_pat
     assert seen == {("none", "scratch"), ("none", "pretrained"), ("morgan", "none"), ("morgan", "scratch"),
                     ("morgan", "pretrained")}
     distributions = {name: {repr(t.distributions[name]) for t in study.trials if name in t.distributions}
-                     for name in ("encoder", "featureless_encoder")}
+                     for name in ("encoder", "token_encoder")}
     assert all(len(d) == 1 for d in distributions.values())
-    with pytest.raises(ConfigError, match="search_space.featureless_encoder"):
+    with pytest.raises(ConfigError, match="search_space.token_encoder"):
         _spec(tmp_path, """
             [search_space]
             molecule_features = ["none", "morgan"]
-            featureless_encoder = ["scratch", "none"]
+            token_encoder = ["scratch", "none"]
         """, name="bad.toml").search()
+
+
+def test_flat_trials_of_an_encoder_none_search_take_a_token_encoder(tmp_path):
+    space = _spec(tmp_path, """
+        [search_space]
+        architecture = ["hierarchical", "flat"]
+        molecule_features = "morgan"
+        encoder = ["none", "scratch", "pretrained"]
+    """).search()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(40):
+        trial = study.ask()
+        config = space.suggest(trial)  # never the invalid none-with-flat
+        seen.add((config.model.architecture, config.model.encoder))
+        assert ("token_encoder" in trial.params) == (config.model.architecture == "flat")
+        study.tell(trial, 0.0)
+    assert seen == {(a, e) for a in ("hierarchical", "flat") for e in ("none", "scratch", "pretrained")} - {
+        ("flat", "none")}
 
 
 def test_an_encoder_search_without_none_is_unchanged(tmp_path):
@@ -143,7 +162,7 @@ def test_an_encoder_search_without_none_is_unchanged(tmp_path):
         molecule_features = ["none", "morgan"]
         encoder = ["scratch", "pretrained"]
     """).search()
-    assert "featureless_encoder" not in space.entries
+    assert "token_encoder" not in space.entries
     trial = optuna.create_study().ask()
     space.suggest(trial)
     params = {**trial.params, "molecule_features": "none", "encoder": "pretrained"}
