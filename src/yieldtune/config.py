@@ -31,6 +31,13 @@ GBM_BLOCKS = ("morgan", "rdkit2d", "drfp")
 DERIVED_MODEL_DEFAULTS = ("encoder", "feature_dropout")
 
 
+def needs_token_encoder(molecule_features: Any, architecture: str) -> bool:
+    """Without features, or in the flat model, a molecule cannot be its features: ``encoder = "none"`` does
+    not work there (the one rule behind ModelConfig's derived encoder, its check and the search space's
+    ``token_encoder``)."""
+    return not molecule_features or architecture != "hierarchical"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -90,7 +97,7 @@ class ModelConfig(_Strict):
         # what each was measured with (0.5 without a token encoder, 0 with one). Set in place, so that they
         # stay out of model_fields_set: a study file's [fixed] tables list only what the file wrote.
         if "encoder" not in self.model_fields_set:
-            derived = "none" if self.molecule_features and self.architecture == "hierarchical" else "scratch"
+            derived = "scratch" if needs_token_encoder(self.molecule_features, self.architecture) else "none"
             object.__setattr__(self, "encoder", derived)
         if "feature_dropout" not in self.model_fields_set:
             object.__setattr__(self, "feature_dropout", 0.5 if self.encoder == "none" else 0.0)
@@ -99,7 +106,7 @@ class ModelConfig(_Strict):
         if self.encoder == "pretrained" and self.max_len > 512:
             raise ValueError(f"model.max_len ({self.max_len}) must be <= 512 with model.encoder = \"pretrained\" "
                              "(the ALBERT's positions)")
-        if self.encoder == "none" and (not self.molecule_features or self.architecture != "hierarchical"):
+        if self.encoder == "none" and needs_token_encoder(self.molecule_features, self.architecture):
             raise ValueError("model.encoder = \"none\" needs model.molecule_features and "
                              "model.architecture = \"hierarchical\" (a molecule is its features)")
         if len(set(self.molecule_features)) != len(self.molecule_features):

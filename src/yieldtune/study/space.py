@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_args
 
-from yieldtune.config import DERIVED_MODEL_DEFAULTS, Family, RunConfig, validate_config
+from yieldtune.config import DERIVED_MODEL_DEFAULTS, Family, RunConfig, needs_token_encoder, validate_config
 from yieldtune.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -406,8 +406,9 @@ class SearchSpace:
 
 
 def _needs_token_encoder(values: dict[str, Any]) -> bool:
-    """A trial without features or with the flat model cannot go without a token encoder."""
-    return not feature_names(values.get("molecule_features")) or values.get("architecture") == "flat"
+    """Whether a trial with these values cannot go without a token encoder (config.needs_token_encoder)."""
+    return needs_token_encoder(feature_names(values.get("molecule_features")),
+                               values.get("architecture", "hierarchical"))
 
 
 def _split_token_encoder(entries: dict[str, Entry], base: RunConfig, where: str) -> None:
