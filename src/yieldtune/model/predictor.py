@@ -176,6 +176,8 @@ class YieldPredictor:
                 f"{weights_path}: not a valid safetensors file ({type(err).__name__}: {err})") from None
         model = YieldTransformer.for_tokenizer(config.model, tokenizer, features.dim if features else 0)
         expected = model.state_dict()
+        if not model.tokens_encoded:  # saved before encoder "none" stopped building feature_mix: dead weights
+            state = {k: v for k, v in state.items() if not k.startswith("feature_mix.")}
         problems = [k for k in expected if k not in state] + [k for k in state if k not in expected]
         problems += [f"{k} has shape {tuple(state[k].shape)}, config needs {tuple(v.shape)}"
                      for k, v in expected.items() if k in state and state[k].shape != v.shape]

@@ -230,8 +230,10 @@ class YieldTransformer(nn.Module):
         if feature_dim:
             d = cfg.d_model
             self.feature_proj = nn.Sequential(nn.Linear(feature_dim, d), nn.GELU(), nn.Linear(d, d))
-            if self.hierarchical and cfg.feature_combine != "add":
-                self.feature_mix = nn.Linear(2 * d, d)  # concat: the combined vector; gate: the gate's logits
+            if self.hierarchical and self.tokens_encoded and cfg.feature_combine != "add":
+                # concat: the combined vector; gate: the gate's logits (without a token encoder a molecule is its
+                # projected features: nothing to combine them with)
+                self.feature_mix = nn.Linear(2 * d, d)
             if not self.hierarchical:
                 self.feature_roles = nn.Linear(N_ROLES * d, d)
 

@@ -103,16 +103,17 @@ PARAMS: dict[str, ParamDef] = {
     "ema_decay": _transformer(float, "train.ema_decay", help="0 = no weight averaging"),
     "molecule_features": _transformer(str, "model.molecule_features",
                                       help="'+'-joined featurizer names (morgan, rdkit2d, pretrained) or 'none'"),
-    "feature_combine": _transformer(str, "model.feature_combine",
-                                    lambda v: bool(feature_names(v.get("molecule_features"))),
-                                    parent="molecule_features"),
-    "feature_dropout": _transformer(float, "model.feature_dropout",
-                                    lambda v: bool(feature_names(v.get("molecule_features"))),
-                                    parent="molecule_features"),
     "encoder": _transformer(str, "model.encoder"),
     "token_encoder": _transformer(str, "model.encoder", lambda v: _needs_token_encoder(v),
                                   help="the encoder of trials without features or with the flat model, where "
                                        "encoder searches 'none' (its other choices unless given)"),
+    "feature_combine": _transformer(str, "model.feature_combine",
+                                    lambda v: bool(feature_names(v.get("molecule_features"))),
+                                    help="hierarchical trials with a token encoder only (what it combines)",
+                                    parent="molecule_features"),
+    "feature_dropout": _transformer(float, "model.feature_dropout",
+                                    lambda v: bool(feature_names(v.get("molecule_features"))),
+                                    parent="molecule_features"),
     "gbm_rounds": _gbm(int, "gbm.n_rounds", help="boosting rounds at most (early stopping on validation)"),
     "gbm_lr": _gbm(float, "gbm.learning_rate"),
     "gbm_leaves": _gbm(int, "gbm.num_leaves"),
@@ -357,7 +358,20 @@ class SearchSpace:
     def _is_active(self, name: str, values: dict[str, Any]) -> bool:
         if name == "encoder" and "token_encoder" in self.entries and _needs_token_encoder(values):
             return False  # these trials sample token_encoder instead
+        if name == "feature_combine" and (values.get("architecture") == "flat"
+                                          or self._trial_encoder(values) == "none"):
+            return False  # flat: features are summed per role; encoder none: a molecule is its features
         return PARAMS[name].is_active(values)
+
+    def _trial_encoder(self, values: dict[str, Any]) -> str:
+        """The encoder of a trial with these values: sampled, written in ``[fixed.model]``, or following its
+        features as ModelConfig derives it (``encoder`` and ``token_encoder`` are sampled before what needs it)."""
+        for name in ("encoder", "token_encoder"):
+            if name in values and self._is_active(name, values):
+                return str(values[name])
+        if "encoder" in self.base.model.model_fields_set:
+            return self.base.model.encoder
+        return "scratch" if _needs_token_encoder(values) else "none"
 
     def sample(self, trial: "optuna.trial.BaseTrial") -> dict[str, Any]:
         """Suggest every active parameter (conditionals only where they act); returns name -> value."""

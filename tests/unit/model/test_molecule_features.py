@@ -204,6 +204,26 @@ def test_encoder_none_reads_molecules_only_through_their_features(tmp_path):
                                predictor.predict(table.reactions)[0], atol=1e-6)
 
 
+def test_encoder_none_builds_no_combining_layer_and_loads_files_that_have_one(tmp_path):
+    """Without a token encoder there is nothing to combine the features with, so ``gate`` / ``concat`` build no
+    ``feature_mix``; a model saved while they still built one (dead weights) loads and predicts the same."""
+    from safetensors.torch import load_file, save_file
+
+    from yieldtune.model.predictor import WEIGHTS
+
+    table = plate()
+    predictor = Trainer(cfg(features=("morgan",), encoder="none", feature_combine="gate")).fit(
+        table.subset(range(30))).predictor
+    assert not hasattr(predictor.model, "feature_mix")
+    predictor.save(tmp_path / "m")
+    weights = tmp_path / "m" / WEIGHTS
+    state = load_file(str(weights))
+    d = predictor.config.model.d_model
+    save_file({**state, "feature_mix.weight": torch.ones(d, 2 * d), "feature_mix.bias": torch.ones(d)}, str(weights))
+    np.testing.assert_allclose(YieldPredictor.load(tmp_path / "m").predict(table.reactions)[0],
+                               predictor.predict(table.reactions)[0], atol=1e-6)
+
+
 def test_encoder_none_needs_features_and_the_hierarchical_model():
     from yieldtune.errors import ConfigError
 

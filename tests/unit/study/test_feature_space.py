@@ -28,6 +28,8 @@ def test_feature_combinations_are_one_categorical_and_combine_is_conditional(tmp
         [search_space]
         molecule_features = ["none", "morgan", "morgan+rdkit2d"]
         feature_combine = ["add", "gate"]
+        [fixed.model]
+        encoder = "scratch"  # what feature_combine combines the features with
     """).search()
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
@@ -167,3 +169,41 @@ def test_an_encoder_search_without_none_is_unchanged(tmp_path):
     space.suggest(trial)
     params = {**trial.params, "molecule_features": "none", "encoder": "pretrained"}
     assert space.config_from_params(params).model.encoder == "pretrained"
+
+
+def test_feature_combine_is_sampled_only_where_features_meet_a_token_encoder(tmp_path):
+    """``feature_combine`` acts only in hierarchical trials with features and a token encoder: encoder-none
+    trials (a molecule is its features) and flat trials (features summed per role) leave it out."""
+    space = _spec(tmp_path, """
+        [search_space]
+        architecture = ["hierarchical", "flat"]
+        molecule_features = ["none", "morgan"]
+        encoder = ["none", "scratch"]
+        feature_combine = ["add", "gate"]
+    """).search()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    sampled = set()
+    for _ in range(40):
+        trial = study.ask()
+        config = space.suggest(trial)
+        m = config.model
+        combines = bool(m.molecule_features) and m.encoder != "none" and m.architecture == "hierarchical"
+        assert ("feature_combine" in trial.params) == combines
+        if combines:
+            sampled.add(trial.params["feature_combine"])
+            assert m.feature_combine == trial.params["feature_combine"]
+        assert space.config_from_params(trial.params) == config
+        study.tell(trial, 0.0)
+    assert sampled == {"add", "gate"}
+
+
+@pytest.mark.parametrize("fixed,sampled", [("", False), ('[fixed.model]\nencoder = "scratch"\n', True)])
+def test_feature_combine_follows_the_derived_or_fixed_encoder(tmp_path, fixed, sampled):
+    """A file that does not search ``encoder`` gets trials with features and no token encoder (the default
+    that follows the features), so it samples no ``feature_combine``; a fixed token encoder brings it back."""
+    space = _spec(tmp_path, '[search_space]\nmolecule_features = "morgan"\nfeature_combine = ["add", "gate"]\n'
+                  + fixed).search()
+    trial = optuna.create_study().ask()
+    config = space.suggest(trial)
+    assert config.model.encoder == ("scratch" if sampled else "none")
+    assert ("feature_combine" in trial.params) == sampled
