@@ -307,7 +307,7 @@ class SearchSpace:
             if isinstance(entry, Fixed) and name not in spec.search_space and PARAMS[name].target in fixed:
                 entries[name] = Fixed(fixed[PARAMS[name].target])
         _split_token_encoder(entries, spec.fixed, where)
-        entries = {name: e for name, e in entries.items() if _can_be_active(name, entries)}
+        entries = {name: e for name, e in entries.items() if _can_be_active(name, entries, spec.fixed)}
         space = cls(entries, spec.fixed, source=where)
         space._check_fixed_overlap(spec)
         space._check_warm_start(spec)
@@ -428,10 +428,7 @@ def _needs_token_encoder(values: dict[str, Any]) -> bool:
 def _split_token_encoder(entries: dict[str, Entry], base: RunConfig, where: str) -> None:
     """Where ``encoder`` may be ``"none"`` and some trials need a token encoder (no features, or the flat
     model), give those trials their own ``token_encoder`` (the other encoder choices, unless the file set it)."""
-    needs = any(_needs_token_encoder({"molecule_features": f, "architecture": a})
-                for f in _possible_values(entries.get("molecule_features"))
-                for a in _possible_values(entries.get("architecture")))
-    if not needs:
+    if not _some_trial_needs_token_encoder(entries):
         return
     if "none" in _possible_values(entries.get("token_encoder")):
         raise ConfigError(f"{where}: search_space.token_encoder: \"none\" needs molecule features and the "
@@ -468,11 +465,37 @@ def _possible_values(entry: Entry) -> list[Any]:
         entry, Categorical) else [None]
 
 
-def _can_be_active(name: str, entries: dict[str, Entry]) -> bool:
-    """False for a parameter no trial samples: one of a family the study never trains, or a conditional one
-    whose condition no value of its parent meets."""
+def _trial_shapes(entries: dict[str, Entry]) -> list[dict[str, Any]]:
+    """Every (molecule_features, architecture) pair the study's trials can have, as sample values."""
+    return [{"molecule_features": f, "architecture": a} for f in _possible_values(entries.get("molecule_features"))
+            for a in _possible_values(entries.get("architecture"))]
+
+
+def _some_trial_needs_token_encoder(entries: dict[str, Entry]) -> bool:
+    return any(_needs_token_encoder(values) for values in _trial_shapes(entries))
+
+
+def _some_trial_combines_features(entries: dict[str, Entry], base: RunConfig) -> bool:
+    """Whether some trial has features, the hierarchical model and a token encoder (what feature_combine
+    combines): the encoder of such a trial is searched, fixed, or follows its features ("none")."""
+    if "encoder" in entries:
+        encoders = _possible_values(entries["encoder"])
+    else:
+        encoders = [base.model.encoder if "encoder" in base.model.model_fields_set else "none"]
+    return any(feature_names(v["molecule_features"]) and v["architecture"] != "flat" for v in _trial_shapes(entries)
+               ) and any(e != "none" for e in encoders)
+
+
+def _can_be_active(name: str, entries: dict[str, Entry], base: RunConfig) -> bool:
+    """False for a parameter no trial samples: one of a family the study never trains, a conditional one
+    whose condition no value of its parent meets, ``token_encoder`` where every trial may go without one,
+    ``feature_combine`` where no trial has a token encoder's vectors to combine the features with."""
     pdef = PARAMS[name]
     if pdef.family is not None and "family" in entries and pdef.family not in _possible_values(entries["family"]):
+        return False
+    if name == "token_encoder" and not _some_trial_needs_token_encoder(entries):
+        return False
+    if name == "feature_combine" and not _some_trial_combines_features(entries, base):
         return False
     parent = pdef.parent
     if parent is None or parent not in entries:

@@ -207,3 +207,15 @@ def test_feature_combine_follows_the_derived_or_fixed_encoder(tmp_path, fixed, s
     config = space.suggest(trial)
     assert config.model.encoder == ("scratch" if sampled else "none")
     assert ("feature_combine" in trial.params) == sampled
+    assert ("feature_combine" in space.searched) == sampled  # never sampled, so not listed (grids, warm starts)
+
+
+def test_a_token_encoder_no_trial_needs_is_not_listed(tmp_path):
+    """Every trial has features and the hierarchical model, so none samples a hand-written ``token_encoder``."""
+    space = _spec(tmp_path, """
+        [search_space]
+        molecule_features = ["morgan", "morgan+rdkit2d"]
+        encoder = ["none", "scratch"]
+        token_encoder = ["scratch", "pretrained"]
+    """).search()
+    assert "token_encoder" not in space.searched and "encoder" in space.searched
