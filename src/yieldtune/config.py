@@ -24,6 +24,7 @@ Encoder = Literal["scratch", "pretrained", "none"]
 SchedulerName = Literal["constant", "cosine", "onecycle", "linear", "step", "plateau"]
 Family = Literal["transformer", "gbm"]
 AugmentScope = Literal["molecule", "reaction"]
+KeepEpoch = Literal["best", "last"]
 DEFAULT_FEATURES: tuple[str, ...] = ("morgan",)
 # the GBM feature blocks (see yieldtune.model.gbm); a configuration uses a "+"-joined non-empty subset
 GBM_BLOCKS = ("morgan", "rdkit2d", "drfp")
@@ -141,6 +142,10 @@ class TrainConfig(_Strict):
                              description="validate and keep an exponential moving average of the weights "
                                          "(per step; 0 = off, 0.999 averages about the last 1,000 steps)")
     early_stopping_patience: int = Field(0, ge=0, description="0 disables early stopping")
+    keep_epoch: KeepEpoch = Field(
+        "best", description="the weights a run keeps: best = the epoch with the best validation R2 (refits train "
+                            "that many epochs); last = the final epoch's (the schedule's end point), so a "
+                            "validation set of a few held-out molecules only reports and never picks an epoch")
     seed: int = 0
     precision: Precision = "auto"
     num_threads: int = Field(0, ge=0, description="torch CPU threads; 0 = leave torch's default")

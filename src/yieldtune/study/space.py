@@ -101,6 +101,7 @@ PARAMS: dict[str, ParamDef] = {
                                parent="scheduler"),
     "grad_clip": _transformer(float, "train.grad_clip"),
     "ema_decay": _transformer(float, "train.ema_decay", help="0 = no weight averaging"),
+    "keep_epoch": _transformer(str, "train.keep_epoch", help="best (validation picks the epoch) or last"),
     "molecule_features": _transformer(str, "model.molecule_features",
                                       help="'+'-joined featurizer names (morgan, rdkit2d, pretrained) or 'none'"),
     "encoder": _transformer(str, "model.encoder"),

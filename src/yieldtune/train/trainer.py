@@ -185,6 +185,7 @@ class Trainer:
         best_state: dict | None = None
         best_val_pred: np.ndarray | None = None
         stale, stopped_early = 0, False
+        keep_best = tc.keep_epoch == "best"  # else the last epoch's weights, whatever validation says
         bar = _ProgressBar(tc.epochs) if self.progress else None
         try:
             for epoch in range(1, tc.epochs + 1):
@@ -243,10 +244,13 @@ class Trainer:
                     best = metrics
                 elif improved:
                     best, stale = metrics, 0
-                    best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
-                    best_val_pred = val_pred
+                    if keep_best:
+                        best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
+                        best_val_pred = val_pred
                 else:
                     stale += 1
+                if not keep_best:
+                    best_val_pred = val_pred
                 if bar is not None:
                     bar.end_epoch(metrics)
                 if on_epoch is not None:
@@ -261,6 +265,8 @@ class Trainer:
 
         if best_state is not None:
             kept.load_state_dict(best_state)
+        if not keep_best:
+            best = history[-1]
         kept.eval()
         return FitResult(history, best.epoch, best, predictor, best_val_pred, stopped_early)
 

@@ -100,6 +100,19 @@ def test_ema_validates_and_keeps_the_averaged_weights(tmp_path):
                                atol=1e-6)
 
 
+def test_keep_epoch_last_keeps_the_final_weights_whatever_validation_says():
+    train, val = split(plate())
+    misleading = ReactionTable(val.reactions, (1.0 - val.yields).astype(np.float32))  # learning lowers val R²
+    best = Trainer(cfg(epochs=6, lr=3e-3), device="cpu").fit(train, misleading)
+    last = Trainer(cfg(epochs=6, lr=3e-3, keep_epoch="last"), device="cpu").fit(train, misleading)
+    assert [m.val_r2 for m in best.history] == [m.val_r2 for m in last.history]  # same training, other pick
+    assert best.best_epoch < 6 and best.best.val_r2 == max(m.val_r2 for m in best.history)
+    assert last.best_epoch == 6 and last.best == last.history[-1]  # what a trial reports and a refit trains
+    kept, _ = last.predictor.predict(misleading)
+    np.testing.assert_allclose(kept, last.val_predictions, atol=1e-6)
+    assert not np.allclose(kept, best.predictor.predict(misleading)[0], atol=1e-4)
+
+
 def test_early_stopping_stops_when_val_r2_stalls():
     train, val = split(plate())
     # an LR so small that weights cannot change in float32: val R² is flat from epoch 1 on
