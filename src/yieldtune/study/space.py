@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from yieldtune.config import DERIVED_MODEL_DEFAULTS, Family, RunConfig, needs_token_encoder, validate_config
 from yieldtune.errors import ConfigError
@@ -261,8 +261,27 @@ def parse_entry(name: str, raw: Any, *, where: str, default: Any = None) -> Entr
         values = tuple(_check_type(name, kind, v, where) for v in raw)
         if len(set(values)) != len(values):
             raise ConfigError(f"{key}: duplicate choices in {list(raw)}")
+        _check_known_choices(name, values, key)
         return Categorical(values)
-    return Fixed(_check_type(name, kind, raw, where))
+    value = _check_type(name, kind, raw, where)
+    _check_known_choices(name, (value,), key)
+    return Fixed(value)
+
+
+def _check_known_choices(name: str, values: tuple[Any, ...], key: str) -> None:
+    """Each choice of a setting with a closed set of values (scheduler, pooling, keep_epoch, ...) is one of
+    them: a typo fails when the file loads, not in the trial that first samples it."""
+    target = PARAMS[name].target
+    if target is None or "." not in target:
+        return
+    section, field = target.split(".", 1)
+    annotation = RunConfig.model_fields[section].annotation.model_fields[field].annotation
+    if get_origin(annotation) is not Literal:
+        return
+    allowed = get_args(annotation)
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise ConfigError(f"{key}: unknown choice {bad[0]!r}; known: {', '.join(map(str, allowed))}")
 
 
 def _check_feature_choices(raw: Any, key: str) -> None:

@@ -293,3 +293,26 @@ def test_a_fixed_setting_beats_a_default_the_search_space_does_not_mention(tmp_p
     config = space.suggest(optuna.create_study().ask())
     assert config.model.architecture == "flat" and config.train.grad_clip == 0.5
     assert "reaction_layers" not in space.entries  # conditional on the architecture the file fixed
+
+
+def test_keep_epoch_is_searchable_and_a_bad_choice_names_the_key(tmp_path):
+    space = load_study_spec(_write(tmp_path, MINIMAL + '[search_space]\nkeep_epoch = ["best", "last"]\n')).search()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    kept = set()
+    for _ in range(8):
+        trial = study.ask()
+        kept.add(space.suggest(trial).train.keep_epoch)
+        study.tell(trial, 0.0)
+    assert kept == {"best", "last"}
+
+
+
+@pytest.mark.parametrize("entry,message", [
+    ('keep_epoch = ["best", "worst"]', "search_space.keep_epoch: unknown choice 'worst'; known: best, last"),
+    ('scheduler = ["cosine", "cosin"]', "search_space.scheduler: unknown choice 'cosin'"),
+    ('pooling = "max"', "search_space.pooling: unknown choice 'max'; known: cls, mean"),
+])
+def test_an_unknown_choice_fails_when_the_file_loads(tmp_path, entry, message):
+    """Not in the trial that first samples it, hours into a study."""
+    with pytest.raises(ConfigError, match=message):
+        load_study_spec(_write(tmp_path, MINIMAL + f"[search_space]\n{entry}\n")).search()
