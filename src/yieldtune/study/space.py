@@ -101,7 +101,6 @@ PARAMS: dict[str, ParamDef] = {
                                parent="scheduler"),
     "grad_clip": _transformer(float, "train.grad_clip"),
     "ema_decay": _transformer(float, "train.ema_decay", help="0 = no weight averaging"),
-    "keep_epoch": _transformer(str, "train.keep_epoch", help="best (validation picks the epoch) or last"),
     "molecule_features": _transformer(str, "model.molecule_features",
                                       help="'+'-joined featurizer names (morgan, rdkit2d, pretrained) or 'none'"),
     "encoder": _transformer(str, "model.encoder"),
@@ -269,7 +268,7 @@ def parse_entry(name: str, raw: Any, *, where: str, default: Any = None) -> Entr
 
 
 def _check_known_choices(name: str, values: tuple[Any, ...], key: str) -> None:
-    """Each choice of a setting with a closed set of values (scheduler, pooling, keep_epoch, ...) is one of
+    """Each choice of a setting with a closed set of values (scheduler, pooling, architecture, ...) is one of
     them: a typo fails when the file loads, not in the trial that first samples it."""
     target = PARAMS[name].target
     if target is None or "." not in target:

@@ -295,20 +295,9 @@ def test_a_fixed_setting_beats_a_default_the_search_space_does_not_mention(tmp_p
     assert "reaction_layers" not in space.entries  # conditional on the architecture the file fixed
 
 
-def test_keep_epoch_is_searchable_and_a_bad_choice_names_the_key(tmp_path):
-    space = load_study_spec(_write(tmp_path, MINIMAL + '[search_space]\nkeep_epoch = ["best", "last"]\n')).search()
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    kept = set()
-    for _ in range(8):
-        trial = study.ask()
-        kept.add(space.suggest(trial).train.keep_epoch)
-        study.tell(trial, 0.0)
-    assert kept == {"best", "last"}
-
-
-
 @pytest.mark.parametrize("entry,message", [
-    ('keep_epoch = ["best", "worst"]', "search_space.keep_epoch: unknown choice 'worst'; known: best, last"),
+    ('architecture = ["hierarchical", "flatt"]',
+     "search_space.architecture: unknown choice 'flatt'; known: hierarchical, flat"),
     ('scheduler = ["cosine", "cosin"]', "search_space.scheduler: unknown choice 'cosin'"),
     ('pooling = "max"', "search_space.pooling: unknown choice 'max'; known: cls, mean"),
 ])
