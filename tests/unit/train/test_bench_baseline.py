@@ -63,3 +63,21 @@ def test_val_split_choices_are_the_registry():
 
     (option,) = [p for p in train_cmd.params if p.name == "val_split"]
     assert list(option.type.choices) == list(VALIDATION_SPLITS)
+
+
+def test_select_on_scores_molecules_held_out_of_the_training_rows(tmp_path):
+    """--select-on: baseline and model score whole molecules held out of the 14 training rows; the 4 test rows
+    are never read, so a default chosen on these lines has not seen them."""
+    data = _plate(tmp_path / "plate.csv")
+    result = CliRunner().invoke(cli, [
+        "bench", "baseline", "--data", str(data), "--train-rows", "14", "--select-on", "0.3", "--model",
+        "--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.ffn_dim=32",
+        "--set", "model.n_layers=1", "--set", "train.epochs=1", "--set", 'model.molecule_features=["morgan"]'])
+    assert result.exit_code == 0, result.output
+    base, model, summary = [json.loads(line) for line in result.output.strip().splitlines()]
+    assert base["n_train"] + base["test"]["n"] == 14 and 0 < base["test"]["n"] < 14
+    assert model["test"]["n"] == base["test"]["n"]
+    assert base["scored_on"] == model["scored_on"] == summary["scored_on"] == "selection"
+    bad = CliRunner().invoke(cli, ["bench", "baseline", "--data", str(data), "--train-rows", "14",
+                                   "--select-on", "1.5"])
+    assert bad.exit_code == 2 and "--select-on" in bad.output
