@@ -36,6 +36,20 @@ def _retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     callback(study, trial)
 
 
+def record_first_heartbeat(trial: optuna.Trial) -> None:
+    """Write the trial's first heartbeat now, from the objective, before it does anything else.
+
+    Optuna's heartbeat thread writes it concurrently, and a RUNNING trial with no heartbeat yet is never
+    stale to ``fail_stale_trials``: a worker SIGKILLed in that window (wide when the cores are loaded) left a
+    zombie that every other worker waited on. The next beats come from Optuna's thread as usual.
+    """
+    from optuna.storages._heartbeat import is_heartbeat_enabled  # Optuna exports no public name for it
+
+    storage = trial.study._storage
+    if is_heartbeat_enabled(storage):
+        storage.record_heartbeat(trial._trial_id)
+
+
 def proxied_heartbeat_age(trial: FrozenTrial) -> float | None:
     """Seconds since a proxied worker's last heartbeat for ``trial`` by the sender's clock (None: no such beat)."""
     beat = trial.system_attrs.get(BEAT_ATTR)
