@@ -39,6 +39,12 @@ def needs_token_encoder(molecule_features: Any, architecture: str) -> bool:
     return not molecule_features or architecture != "hierarchical"
 
 
+def derived_encoder(molecule_features: Any, architecture: str) -> str:
+    """The encoder a model gets unless it is given: none where it can be (a molecule is its features), else the
+    token encoder trained from scratch (ModelConfig, and the search space for trials that sample none)."""
+    return "scratch" if needs_token_encoder(molecule_features, architecture) else "none"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -98,8 +104,7 @@ class ModelConfig(_Strict):
         # what each was measured with (0.5 without a token encoder, 0 with one). Set in place, so that they
         # stay out of model_fields_set: a study file's [fixed] tables list only what the file wrote.
         if "encoder" not in self.model_fields_set:
-            derived = "scratch" if needs_token_encoder(self.molecule_features, self.architecture) else "none"
-            object.__setattr__(self, "encoder", derived)
+            object.__setattr__(self, "encoder", derived_encoder(self.molecule_features, self.architecture))
         if "feature_dropout" not in self.model_fields_set:
             object.__setattr__(self, "feature_dropout", 0.5 if self.encoder == "none" else 0.0)
         if self.d_model % self.n_heads:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
-from yieldtune.config import DERIVED_MODEL_DEFAULTS, Family, RunConfig, needs_token_encoder, validate_config
+from yieldtune.config import DERIVED_MODEL_DEFAULTS, RunConfig, derived_encoder, needs_token_encoder, validate_config
 from yieldtune.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -268,13 +268,15 @@ def parse_entry(name: str, raw: Any, *, where: str, default: Any = None) -> Entr
 
 
 def _check_known_choices(name: str, values: tuple[Any, ...], key: str) -> None:
-    """Each choice of a setting with a closed set of values (scheduler, pooling, architecture, ...) is one of
-    them: a typo fails when the file loads, not in the trial that first samples it."""
+    """Each choice of a setting with a closed set of values (family, scheduler, pooling, architecture, ...) is
+    one of them: a typo fails when the file loads, not in the trial that first samples it."""
     target = PARAMS[name].target
-    if target is None or "." not in target:
+    if target is None:
         return
-    section, field = target.split(".", 1)
-    annotation = RunConfig.model_fields[section].annotation.model_fields[field].annotation
+    section, _, field = target.partition(".")  # "family" is RunConfig's own field
+    annotation = RunConfig.model_fields[section].annotation
+    if field:
+        annotation = annotation.model_fields[field].annotation
     if get_origin(annotation) is not Literal:
         return
     allowed = get_args(annotation)
@@ -316,11 +318,6 @@ class SearchSpace:
         for name in spec.search_space:
             if name not in PARAMS:  # report unknown names even though the loop above skips them
                 parse_entry(name, spec.search_space[name], where=where)
-        family = entries.get("family")
-        unknown = [v for v in _possible_values(family) if v not in get_args(Family)] if family else []
-        if unknown:
-            raise ConfigError(f"{where}: search_space.family: unknown model family {unknown[0]!r}; known: "
-                              f"{', '.join(get_args(Family))}")
         fixed = _fixed_settings(spec)
         for name, entry in entries.items():  # a [fixed.*] setting beats a fixed default the file did not write
             if isinstance(entry, Fixed) and name not in spec.search_space and PARAMS[name].target in fixed:
@@ -388,9 +385,7 @@ class SearchSpace:
         for name in ("encoder", "token_encoder"):
             if name in values and self._is_active(name, values):
                 return str(values[name])
-        if "encoder" in self.base.model.model_fields_set:
-            return self.base.model.encoder
-        return "scratch" if _needs_token_encoder(values) else "none"
+        return _unsampled_encoder(self.base, values)
 
     def sample(self, trial: "optuna.trial.BaseTrial") -> dict[str, Any]:
         """Suggest every active parameter (conditionals only where they act); returns name -> value."""
@@ -494,15 +489,24 @@ def _some_trial_needs_token_encoder(entries: dict[str, Entry]) -> bool:
     return any(_needs_token_encoder(values) for values in _trial_shapes(entries))
 
 
+def _unsampled_encoder(base: RunConfig, values: dict[str, Any]) -> str:
+    """The encoder of a trial that samples none: ``[fixed.model]``'s, else the one its features derive."""
+    if "encoder" in base.model.model_fields_set:
+        return base.model.encoder
+    return derived_encoder(feature_names(values.get("molecule_features")), values.get("architecture", "hierarchical"))
+
+
 def _some_trial_combines_features(entries: dict[str, Entry], base: RunConfig) -> bool:
     """Whether some trial has features, the hierarchical model and a token encoder (what feature_combine
-    combines): the encoder of such a trial is searched, fixed, or follows its features ("none")."""
-    if "encoder" in entries:
-        encoders = _possible_values(entries["encoder"])
-    else:
-        encoders = [base.model.encoder if "encoder" in base.model.model_fields_set else "none"]
-    return any(feature_names(v["molecule_features"]) and v["architecture"] != "flat" for v in _trial_shapes(entries)
-               ) and any(e != "none" for e in encoders)
+    combines): such a trial samples ``encoder`` where the file searches it, else takes the unsampled one."""
+    for values in _trial_shapes(entries):
+        if not feature_names(values["molecule_features"]) or values["architecture"] == "flat":
+            continue
+        encoders = _possible_values(entries["encoder"]) if "encoder" in entries else [
+            _unsampled_encoder(base, values)]
+        if any(e != "none" for e in encoders):
+            return True
+    return False
 
 
 def _can_be_active(name: str, entries: dict[str, Entry], base: RunConfig) -> bool:
