@@ -111,8 +111,10 @@ def test_bench_ensemble_builds_and_scores_on_test_then_validation(root):
     (rec,) = tune("bench", "ensemble", path, "--json")
     assert (ens_dir / "ensemble.json").is_file()
     assert rec["eval"] == "test" and rec["n_eval"] == 16
+    assert rec["method"] == "caruana"
     for key in ("r2_best_single", "r2_ensemble", "r2_mean", "r2_best_member", "r2_trials_caruana",
-                "r2_trials_mean", "r2_ensemble_minus_best_single", "r2_baseline", "r2_ensemble_minus_baseline"):
+                "r2_trials_bagged", "r2_trials_mean", "r2_ensemble_minus_best_single", "r2_baseline",
+                "r2_ensemble_minus_baseline"):
         assert isinstance(rec[key], float) and math.isfinite(rec[key]), key
     assert len(rec["members"]) == 2 and abs(sum(m["weight"] for m in rec["members"]) - 1) < 1e-6
     assert all(math.isfinite(m["r2"]) for m in rec["members"])

@@ -150,3 +150,29 @@ def test_report_splits_per_step_and_parameter_plots_by_family(mixed_study, tmp_p
     assert "family: gbm" in page and "family: transformer" in page  # history legend / hover
     rows = re.findall(r"<tr><td>(gbm|transformer)</td><td>(trial\d+-seed\d+)</td>", page)
     assert [family for family, _ in rows] == ["gbm", "transformer"]  # the ensemble table, by family
+
+
+@pytest.mark.parametrize("method", ["mean", "bagged"])
+def test_ensemble_method_sets_the_weights_the_ensemble_and_its_card_use(mixed_study, method, tmp_path):
+    from yieldtune.ensemble.auto import build_study_ensemble
+    from yieldtune.ensemble.format import load_ensemble
+
+    root, path = mixed_study
+    spec, _ = _study(path)
+    other = spec.model_copy(update={"ensemble": spec.ensemble.model_copy(update={"method": method})})
+    try:
+        ens_dir = build_study_ensemble(other, other.storage_url(None))
+        info = json.loads((ens_dir / "ensemble.json").read_text())
+        assert info["method"] == method
+        weights = [m["weight"] for m in info["members"]]
+        if method == "mean":
+            assert weights == [0.5, 0.5]
+            assert info["r2_ensemble"] == pytest.approx(info["r2_mean"])
+        assert sum(weights) == pytest.approx(1.0)
+        assert load_ensemble(ens_dir).weights.tolist() == pytest.approx(weights)
+        out = tmp_path / "export"
+        run_tune("export-best", path, "--out", out, cwd=root)  # the study file still says caruana: export rebuilds
+        card = (out / "MODEL_CARD.md").read_text()
+        assert "- method: caruana" in card and "greedy forward selection with replacement (Caruana" in card
+    finally:
+        build_study_ensemble(spec, spec.storage_url(None))  # the module's other tests see the study's own

@@ -263,10 +263,12 @@ def bench_ensemble_cmd(study_file, storage, device, as_json) -> None:
                    f"{record[f'r2_ensemble_over_best_{family}']}")
     for m in record["members"]:
         click.echo(f"  {m['name']} ({m.get('family', 'transformer')}): weight {m['weight']}, R² {m['r2']}")
-    click.echo(f"  plain mean: {record['r2_mean']}   Caruana ensemble: {record['r2_ensemble']}   "
+    click.echo(f"  plain mean: {record['r2_mean']}   ensemble ({record['method']}): {record['r2_ensemble']}   "
                f"diff {record['r2_ensemble_minus_best_single']}, ratio {record['r2_ensemble_over_best_single']}")
-    if "r2_trials_caruana" in record:
-        click.echo(f"  trial models (no refit): Caruana {record['r2_trials_caruana']}, mean {record['r2_trials_mean']}")
+    by_method = {k.removeprefix("r2_trials_"): v for k, v in record.items() if k.startswith("r2_trials_")}
+    if by_method:
+        click.echo("  trial models (no refit), by ensemble.method: "
+                   + ", ".join(f"{method} {r2}" for method, r2 in by_method.items()))
 
 
 COMMANDS = [bench_group]

@@ -30,7 +30,7 @@ from yieldtune.ensemble.refit import (
     refit_study_name,
     run_refit_worker,
 )
-from yieldtune.ensemble.selection import caruana_select
+from yieldtune.ensemble.selection import WEIGHTINGS
 from yieldtune.errors import ConfigError, ModelFileError
 from yieldtune.metrics import mae, r2_score, rmse
 
@@ -133,8 +133,9 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
     frames = [download_val_predictions(main, trials[n], store=store) for n in sources]
     ids, y, preds = holdout_matrix(frames, [f"trial {n}" for n in sources])
     metric = spec.objective.metric
-    rounds = int(getattr(spec.ensemble, "rounds", 50))
-    res = caruana_select(preds, y, rounds=rounds, score=SELECTION_SCORES[metric])
+    rounds = spec.ensemble.rounds
+    method = spec.ensemble.method
+    res = WEIGHTINGS[method].select(preds, y, rounds=rounds, score=SELECTION_SCORES[metric])
     weight_of = {n: float(w) for n, w in zip(sources, res.weights)}
     r2_of = {n: r2_score(y, preds[:, j]) for j, n in enumerate(sources)}
     ens_pred = preds @ res.weights
@@ -171,7 +172,7 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
         holdout["ensemble"] = ens_pred
         info = {
             "format": "yieldtune-ensemble/1",
-            "method": "caruana",
+            "method": method,
             "study": spec.name,
             "refit_study": refit_study_name(spec.name),
             "metric": metric,
@@ -181,8 +182,8 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
             "r2_best_by_family": best_by_family,
             "weight_by_family": weight_by_family,
             "weights_by_trial": {str(n): weight_of[n] for n in sources},
-            "caruana": {"rounds": rounds, "selection": [sources[j] for j in res.selection],
-                        "score": res.score, "best_single_trial": sources[res.best_single]},
+            "selection": {"rounds": rounds, "path": [sources[j] for j in res.selection],
+                          "score": res.score, "best_single_trial": sources[res.best_single]},
             "tta": int(spec.ensemble.tta),
             "n_holdout": len(ids),
             "holdout": "validation rows; predictions of the source trial models (trained without these rows). "
@@ -238,10 +239,17 @@ def ensemble_progress(spec: "StudySpec", storage_url: str, study=None) -> dict[s
     return progress
 
 
+def same_weighting(info: dict[str, Any], spec: "StudySpec") -> bool:
+    """Whether a built ensemble was weighted as the study file now says (``ensemble.method`` and ``rounds``)."""
+    return info.get("method") == spec.ensemble.method and \
+        info.get("selection", {}).get("rounds") == spec.ensemble.rounds
+
+
 def ensure_ensemble(spec: "StudySpec", storage_url: str, *, storage=None, rebuild: bool = False) -> Path:
-    """Build the ensemble unless an intact one of this study (same study id) for the same completed refits is
-    already there. The directory holds one study's ensemble: a study of the same name in another storage
-    (same study file, ``--storage`` elsewhere) rebuilds it from its own refits, never reuses the other's.
+    """Build the ensemble unless an intact one of this study (same study id) for the same completed refits,
+    weighted by the same method, is already there. The directory holds one study's ensemble: a study of the
+    same name in another storage (same study file, ``--storage`` elsewhere) rebuilds it from its own refits,
+    never reuses the other's.
 
     Several workers may finish at once: each builds into its own temp dir and renames; if another
     one's rename wins, its (identical) result is kept.
@@ -256,7 +264,7 @@ def ensure_ensemble(spec: "StudySpec", storage_url: str, *, storage=None, rebuil
             info = fmt.read_ensemble_json(target)
             done = sorted(t.number for t in queue_state(refit).complete.values())
             mine = other_study(info, load_study(spec, storage or storage_url, heartbeat=False)) is None
-            if mine and info.get("refit_trials") == done:
+            if mine and info.get("refit_trials") == done and same_weighting(info, spec):
                 return target
         except ModelFileError:
             pass

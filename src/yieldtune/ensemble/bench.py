@@ -80,7 +80,7 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
     test = data.test
     record: dict[str, Any] = {"bench": "ensemble", "study": spec.name, "metric": spec.objective.metric,
                               "best_trial": best.number, "best_value": _round(best.value), "tta": tta,
-                              "ensemble_dir": str(ens_dir)}
+                              "method": info.get("method", "caruana"), "ensemble_dir": str(ens_dir)}
     if test is not None and test.has_targets and len(test) >= 2:
         y = np.asarray(test.yields, dtype=np.float64)
         rxns = list(test.reactions)
@@ -115,8 +115,8 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
             "r2_ensemble": r2_score(y, member_pred @ w),
             "r2_mean": r2_score(y, member_pred.mean(axis=1)),
             "r2_best_member": max(r2_score(y, member_pred[:, j]) for j in range(member_pred.shape[1])),
-            "r2_trials_caruana": r2_score(y, trials_matrix @ w_trials),
-            "r2_trials_mean": r2_score(y, trials_matrix.mean(axis=1)),
+            **{f"r2_trials_{method}": r2_score(y, trials_matrix @ w)
+               for method, w in _weights_by_method(spec, study, trials, sources, store).items()},
             "members": members,
             "trials": [{"trial": n, "weight": _round(float(wt)), "r2": _round(r2_score(y, trial_pred[n]))}
                        for n, wt in zip(sources, w_trials)],
@@ -153,6 +153,20 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
         record[f"r2_ensemble_over_{name}"] = None if other is None or ensemble is None or other <= 0 else \
             round(ensemble / other, 4)
     return record
+
+
+def _weights_by_method(spec: "StudySpec", study, trials: dict, sources: list[int], store) -> dict[str, np.ndarray]:
+    """Every ``ensemble.method``'s weights for the source trials, fitted on their validation predictions as the
+    ensemble step fits the study's own method: one invocation scores them all on the same test rows."""
+    from yieldtune.ensemble.auto import SELECTION_SCORES, holdout_matrix
+    from yieldtune.ensemble.selection import WEIGHTINGS
+    from yieldtune.study.artifacts import download_val_predictions
+
+    frames = [download_val_predictions(study, trials[n], store=store) for n in sources]
+    _, y_val, val_preds = holdout_matrix(frames, [f"trial {n}" for n in sources])
+    score = SELECTION_SCORES[spec.objective.metric]
+    return {method: w.select(val_preds, y_val, rounds=spec.ensemble.rounds, score=score).weights
+            for method, w in WEIGHTINGS.items()}
 
 
 def best_trial_per_family(study, direction: str) -> dict[str, int]:

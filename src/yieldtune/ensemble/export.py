@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from yieldtune.ensemble.auto import ensemble_dir, ensure_ensemble
+from yieldtune.ensemble.auto import ensemble_dir, ensure_ensemble, same_weighting
 from yieldtune.ensemble.format import (
     ENSEMBLE_JSON,
     MEMBERS_DIR,
@@ -28,6 +28,7 @@ from yieldtune.ensemble.format import (
     write_manifest,
 )
 from yieldtune.ensemble.predict import predict_file
+from yieldtune.ensemble.selection import WEIGHTINGS
 from yieldtune.errors import ModelFileError
 from yieldtune.files import sha256_file
 
@@ -93,6 +94,11 @@ def member_featurizers(directory: Path) -> dict[str, str]:
     return out
 
 
+def weighting_text(method: str | None) -> str:
+    """How an ensemble's weights were chosen, for its model card (``single``: an export of one trial)."""
+    return WEIGHTINGS[method].description if method in WEIGHTINGS else "the best trial alone, weight 1"
+
+
 def _model_card(spec, study, info: dict, best, counts: dict[str, int], data_file: Path | None,
                 note: str | None, out_name: str, featurizers: dict[str, str] | None = None) -> str:
     from yieldtune.study.space import describe
@@ -121,7 +127,7 @@ def _model_card(spec, study, info: dict, best, counts: dict[str, int], data_file
     lines += ["", "## Ensemble", "",
               f"- method: {info.get('method')}; top_k {spec.ensemble.top_k}, seeds {spec.ensemble.seeds}, "
               f"distinct {spec.ensemble.distinct!r}, default TTA copies {info.get('tta', 0)}",
-              "- weights: greedy forward selection with replacement (Caruana et al. 2004) on the validation "
+              f"- weights: {weighting_text(info.get('method'))} on the validation "
               "predictions of the trial models; each configuration's weight is split over its seed refits "
               "(trained on train + validation for the trial's best epoch count).", "",
               "| member | trial | seed | weight | validation R² (trial model) |", "|---|---|---|---|---|"]
@@ -137,7 +143,7 @@ def _model_card(spec, study, info: dict, best, counts: dict[str, int], data_file
         lines += [f"| {name} | {text} |" for name, text in featurizers.items()]
     lines += ["", "## Validation metrics", "",
               f"On {info.get('n_holdout', '?')} validation rows (trial models, which never saw them):", "",
-              f"- R² Caruana-weighted ensemble: {info.get('r2_ensemble', float('nan')):.4f}",
+              f"- R² weighted ensemble: {info.get('r2_ensemble', float('nan')):.4f}",
               f"- R² plain mean of members: {info.get('r2_mean', float('nan')):.4f}",
               f"- R² best single member: {info.get('r2_best_member', float('nan')):.4f}", "",
               "## How to load", "", LOAD_SNIPPET.format(dir=out_name), "",
@@ -192,13 +198,17 @@ def export_best(spec, storage_url: str, out: str | Path, *, force: bool = False,
     note = None
     if (src / ENSEMBLE_JSON).is_file():
         verify_manifest(src)
-        belongs_to = other_study(read_ensemble_json(src), study)
-        if belongs_to is not None:  # same artifact dir, another storage's study: rebuild ours, or go without
+        built = read_ensemble_json(src)
+        belongs_to = other_study(built, study)
+        # same artifact dir, another storage's study, or weighted otherwise than the file now says: rebuild
+        # ours from its refits, or go without
+        if belongs_to is not None or not same_weighting(built, spec):
             src = _own_ensemble(spec, storage_url)
             if src is None:
-                note = (f"{ensemble_dir(spec)} holds the ensemble of {belongs_to}, not of this study; this export "
-                        f"holds the best single trial ({best.number}). Run `tune ensemble` for this study and "
-                        "export again for its ensemble.")
+                held = f"the ensemble of {belongs_to}, not of this study" if belongs_to is not None else \
+                    f"an ensemble weighted by {built.get('method')!r}, not ensemble.method {spec.ensemble.method!r}"
+                note = (f"{ensemble_dir(spec)} holds {held}; this export holds the best single trial "
+                        f"({best.number}). Run `tune ensemble` for this study and export again for its ensemble.")
     else:
         note = (f"no ensemble has been built for study {spec.name!r} yet; this export holds the best single "
                 f"trial ({best.number}). Run `tune ensemble {spec.name}` and export again for the ensemble.")

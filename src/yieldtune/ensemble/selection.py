@@ -1,10 +1,12 @@
 """Which trials become ensemble members, and how much each one counts.
 
 Member choice: the top-k COMPLETE trials of a study, optionally requiring distinct parameters
-(:data:`DISTINCTNESS` registry). Weights: greedy forward selection with replacement (Caruana et al.,
-ICML 2004) on held-out predictions. The greedy bag starts from the best single model and the best
-prefix of the selection path is returned, so on the data it was fitted on the weighted ensemble is
-never worse than the best single member.
+(:data:`DISTINCTNESS` registry). Weights (:data:`WEIGHTINGS` registry, ``ensemble.method``): greedy
+forward selection with replacement (Caruana et al., ICML 2004) on held-out predictions, which starts
+from the best single model and returns the best prefix of its path, so on the data it was fitted on the
+weighted ensemble is never worse than the best single member; the same selection averaged over
+bootstrap resamples of those rows (``bagged``, Caruana et al., ICDM 2006), which a small hold-out (a few
+held-out molecules) overfits less; or the plain mean.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from yieldtune.metrics import r2_score
 
 @dataclass
 class CaruanaResult:
-    """Weights per candidate column (sum 1), the chosen bag in order, and the score after each step."""
+    """Weights per candidate column (sum 1), their score on the hold-out, the best single column; for greedy
+    selection also the chosen bag in order and the score after each step."""
 
     weights: np.ndarray
     selection: list[int]
@@ -32,6 +35,22 @@ class CaruanaResult:
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
+def _checked(predictions: np.ndarray, y_true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    preds = np.asarray(predictions, dtype=np.float64)
+    if preds.ndim != 2 or preds.shape[1] == 0:
+        raise ValueError("predictions must be a 2-D array with at least one column")
+    y = np.asarray(y_true, dtype=np.float64)
+    if preds.shape[0] != len(y):
+        raise ValueError(f"{preds.shape[0]} prediction rows but {len(y)} targets")
+    return preds, y
+
+
+def _best_single(preds: np.ndarray, y: np.ndarray, score: Callable) -> tuple[list[float], int]:
+    """Each column's score and the best column (ties: lowest index, deterministic)."""
+    singles = [score(y, preds[:, j]) for j in range(preds.shape[1])]
+    return singles, int(np.argmax(singles))
+
+
 def caruana_select(predictions: np.ndarray, y_true: np.ndarray, *, rounds: int = 50,
                    score: Callable[[np.ndarray, np.ndarray], float] = r2_score) -> CaruanaResult:
     """Greedy forward selection with replacement (higher ``score`` is better).
@@ -40,15 +59,9 @@ def caruana_select(predictions: np.ndarray, y_true: np.ndarray, *, rounds: int =
     later step adds (with replacement) the column whose addition gives the best bag mean. The best
     prefix of the path wins, so the result is never worse than the best single column on this data.
     """
-    preds = np.asarray(predictions, dtype=np.float64)
-    if preds.ndim != 2 or preds.shape[1] == 0:
-        raise ValueError("predictions must be a 2-D array with at least one column")
-    y = np.asarray(y_true, dtype=np.float64)
-    if preds.shape[0] != len(y):
-        raise ValueError(f"{preds.shape[0]} prediction rows but {len(y)} targets")
+    preds, y = _checked(predictions, y_true)
     m = preds.shape[1]
-    singles = [score(y, preds[:, j]) for j in range(m)]
-    first = int(np.argmax(singles))  # ties: lowest index, deterministic
+    singles, first = _best_single(preds, y, score)
     selection = [first]
     running_sum = preds[:, first].copy()
     scores = [singles[first]]
@@ -67,6 +80,52 @@ def caruana_select(predictions: np.ndarray, y_true: np.ndarray, *, rounds: int =
     return CaruanaResult(weights=weights, selection=selection[:best_len], scores=scores,
                          score=best_score, best_single=first, best_single_score=singles[first],
                          counts=counts)
+
+
+def bagged_caruana_select(predictions: np.ndarray, y_true: np.ndarray, *, rounds: int = 50,
+                          score: Callable[[np.ndarray, np.ndarray], float] = r2_score, bags: int = 20,
+                          seed: int = 0) -> CaruanaResult:
+    """Caruana selection on ``bags`` bootstrap resamples of the rows, the weights averaged (seeded, so
+    the same predictions always give the same weights). ``selection`` is empty: there is no single path;
+    ``score`` is the averaged weights' score on all rows."""
+    preds, y = _checked(predictions, y_true)
+    rng = np.random.default_rng(seed)
+    weights = np.zeros(preds.shape[1])
+    for _ in range(bags):
+        rows = rng.integers(0, len(y), len(y))
+        weights += caruana_select(preds[rows], y[rows], rounds=rounds, score=score).weights
+    weights /= bags
+    singles, first = _best_single(preds, y, score)
+    return CaruanaResult(weights=weights, selection=[], scores=[], score=score(y, preds @ weights),
+                         best_single=first, best_single_score=singles[first], counts=weights * bags)
+
+
+def mean_weights(predictions: np.ndarray, y_true: np.ndarray, *, rounds: int = 50,
+                 score: Callable[[np.ndarray, np.ndarray], float] = r2_score) -> CaruanaResult:
+    """Every member counts the same (nothing is fitted on the hold-out rows; ``rounds`` is unused)."""
+    preds, y = _checked(predictions, y_true)
+    m = preds.shape[1]
+    weights = np.full(m, 1.0 / m)
+    singles, first = _best_single(preds, y, score)
+    return CaruanaResult(weights=weights, selection=list(range(m)), scores=[], score=score(y, preds @ weights),
+                         best_single=first, best_single_score=singles[first], counts=np.ones(m))
+
+
+@dataclass(frozen=True)
+class Weighting:
+    """An ``ensemble.method``: ``select(predictions, y_true, *, rounds, score) -> CaruanaResult`` and the
+    sentence model cards use for it."""
+
+    select: Callable[..., CaruanaResult]
+    description: str
+
+
+WEIGHTINGS: dict[str, Weighting] = {
+    "caruana": Weighting(caruana_select, "greedy forward selection with replacement (Caruana et al. 2004)"),
+    "bagged": Weighting(bagged_caruana_select, "greedy forward selection with replacement, averaged over 20 "
+                                               "bootstrap resamples of the rows (Caruana et al. 2006)"),
+    "mean": Weighting(mean_weights, "the plain mean (every member configuration weighs the same)"),
+}
 
 
 # ---- which trials -------------------------------------------------------------------------

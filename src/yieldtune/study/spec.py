@@ -243,7 +243,8 @@ class EnsembleSpec(BaseModel):
 
     After the budget the top ``top_k`` COMPLETE trials (``distinct = "params"``: no two with identical
     params; ``"none"``: any) are refit on train+validation with ``seeds`` seeds each; weights come from
-    greedy selection with replacement (``rounds`` steps) on the trials' validation predictions.
+    the trials' validation predictions by ``method`` (ensemble.selection.WEIGHTINGS): greedy selection with
+    replacement (``rounds`` steps), the same averaged over bootstrap resamples of the rows, or the plain mean.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -254,6 +255,9 @@ class EnsembleSpec(BaseModel):
     tta: int = Field(0, ge=0, description="randomized SMILES copies per reaction at prediction time")
     auto: bool = Field(True, description="queue refits and build the ensemble when the budget is met")
     rounds: int = Field(50, ge=1, le=10000, description="greedy selection steps (Caruana et al. 2004)")
+    method: Literal["caruana", "bagged", "mean"] = Field(
+        "caruana", description="weights: greedy selection, greedy selection bagged over bootstrap resamples of "
+                               "the validation rows (overfits a small hold-out less), or the plain mean")
 
 
 class StudySpec(_Strict):

@@ -1,4 +1,5 @@
-"""Caruana greedy selection, top-k choice and the weighted mixture, on random data (no models)."""
+"""Caruana greedy selection (plain and bagged), the plain mean, top-k choice and the weighted mixture, on random
+data (no models)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import pytest
 from optuna.trial import TrialState
 
 from yieldtune.ensemble.ensemble import Ensemble, Member, combine
-from yieldtune.ensemble.selection import caruana_select, select_top_trials, trial_best_epoch
+from yieldtune.ensemble.selection import (
+    WEIGHTINGS,
+    bagged_caruana_select,
+    caruana_select,
+    mean_weights,
+    select_top_trials,
+    trial_best_epoch,
+)
 from yieldtune.metrics import r2_score
 
 
@@ -59,6 +67,46 @@ def test_caruana_single_model_gets_weight_one():
     y = np.linspace(0, 1, 10)
     res = caruana_select(y[:, None] * 0.9, y)
     assert res.weights.tolist() == [1.0]
+
+
+def test_bagged_selection_splits_a_near_tie_that_plain_selection_gives_to_one_model():
+    # b is a with a little extra noise: a wins on these 60 rows, but not on every resample of them
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0, 1, 60)
+    a = y + rng.normal(0, 0.1, 60)
+    b = a + rng.normal(0.01, 0.02, 60)
+    preds = np.column_stack([a, b])
+    assert caruana_select(preds, y).weights.tolist() == [1.0, 0.0]
+    bagged = bagged_caruana_select(preds, y)
+    assert 0.05 < bagged.weights[1] < 0.5 and math.isclose(bagged.weights.sum(), 1.0)
+    assert math.isclose(bagged.score, r2_score(y, preds @ bagged.weights))
+    assert bagged_caruana_select(preds, y).weights.tolist() == bagged.weights.tolist()  # seeded
+    assert bagged_caruana_select(preds, y, seed=1).weights.tolist() != bagged.weights.tolist()
+
+
+def test_bagged_selection_gives_a_dominant_model_all_the_weight():
+    rng = np.random.default_rng(1)
+    y = rng.uniform(0, 1, 40)
+    preds = np.column_stack([y + rng.normal(0, 0.01, 40), rng.uniform(0, 1, 40), 1 - y])
+    assert bagged_caruana_select(preds, y).weights.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_mean_weights_ignore_the_hold_out():
+    rng = np.random.default_rng(2)
+    y = rng.uniform(0, 1, 30)
+    preds = np.column_stack([y, rng.uniform(0, 1, 30), rng.uniform(0, 1, 30), 1 - y])
+    res = mean_weights(preds, y)
+    assert res.weights.tolist() == [0.25] * 4
+    assert res.best_single == 0 and math.isclose(res.score, r2_score(y, preds.mean(axis=1)))
+
+
+def test_every_weighting_is_described_and_returns_convex_weights():
+    rng = np.random.default_rng(3)
+    preds, y = _random_case(rng)
+    for name, weighting in WEIGHTINGS.items():
+        res = weighting.select(preds, y, rounds=10, score=r2_score)
+        assert weighting.description and np.all(res.weights >= 0), name
+        assert math.isclose(res.weights.sum(), 1.0), name
 
 
 def _trial(number, value, params, state=TrialState.COMPLETE, **kw):

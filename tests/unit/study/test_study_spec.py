@@ -79,6 +79,7 @@ def test_defaults_and_paths(tmp_path, monkeypatch):
     (MINIMAL + '[artifacts]\nurl = "/data/artifacts"\n', "artifacts.url: must look like s3://bucket"),
     (MINIMAL + '[artifacts]\nurl = "s3:///prefix"\n', "artifacts.url: must look like s3://bucket"),
     (MINIMAL + '[artifacts]\nendpoint_url = "http://minio:9000"\n', "endpoint_url is only used with url"),
+    (MINIMAL + '[ensemble]\nmethod = "stacking"\n', "ensemble.method"),
 ])
 def test_bad_study_files_name_file_and_key(tmp_path, body, needle):
     path = _write(tmp_path, body)
