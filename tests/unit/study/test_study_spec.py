@@ -32,7 +32,7 @@ dataset = "plate.csv"
 """
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "studies").glob("*.toml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((REPO / "studies").rglob("*.toml")), ids=lambda p: p.stem)
 def test_shipped_study_files_validate(path):
     spec = load_study_spec(path)
     assert spec.name == path.stem
