@@ -25,12 +25,15 @@ def test_baseline_and_model_in_one_invocation(tmp_path):
         "bench", "baseline", "--data", str(data), "--train-rows", "14", "--model", "--seeds", "0,1",
         "--cache-dir", str(tmp_path / "cache"),
         "--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.ffn_dim=32",
-        "--set", "model.n_layers=1", "--set", "train.epochs=1", "--set", 'model.molecule_features=["morgan"]'])
+        "--set", "model.n_layers=1", "--set", "train.epochs=2", "--set", 'model.molecule_features=["morgan"]'])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.strip().splitlines()]
     assert [x.get("run") for x in lines[:3]] == ["baseline", "model", "model"]
     assert lines[0]["n_train"] == 14 and lines[0]["test"]["n"] == 4
     assert [x["seed"] for x in lines[1:3]] == [0, 1] and lines[1]["molecule_features"] == ["morgan"]
+    # by default the model, like the baseline, trains on every training row and keeps its last epoch
+    assert all(x["n_train"] == 14 and x["n_val"] == 0 and x["val_r2"] is None and x["best_epoch"] == 2
+               for x in lines[1:3])
     summary = lines[-1]
     assert summary["summary"] and summary["seeds"] == [0, 1]
     assert summary["ratio_to_baseline"] == summary["model_test_r2_mean"] / summary["baseline_test_r2"]
