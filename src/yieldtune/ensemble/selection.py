@@ -24,7 +24,7 @@ from yieldtune.metrics import r2_score
 @dataclass
 class CaruanaResult:
     """Weights per candidate column (sum 1), their score on the hold-out, the best single column; for greedy
-    selection also the chosen bag in order and the score after each step."""
+    selection also the chosen bag in order, the score after each step and how often each column was chosen."""
 
     weights: np.ndarray
     selection: list[int]
@@ -97,7 +97,7 @@ def bagged_caruana_select(predictions: np.ndarray, y_true: np.ndarray, *, rounds
     weights /= bags
     singles, first = _best_single(preds, y, score)
     return CaruanaResult(weights=weights, selection=[], scores=[], score=score(y, preds @ weights),
-                         best_single=first, best_single_score=singles[first], counts=weights * bags)
+                         best_single=first, best_single_score=singles[first])
 
 
 def mean_weights(predictions: np.ndarray, y_true: np.ndarray, *, rounds: int = 50,
@@ -108,7 +108,7 @@ def mean_weights(predictions: np.ndarray, y_true: np.ndarray, *, rounds: int = 5
     weights = np.full(m, 1.0 / m)
     singles, first = _best_single(preds, y, score)
     return CaruanaResult(weights=weights, selection=list(range(m)), scores=[], score=score(y, preds @ weights),
-                         best_single=first, best_single_score=singles[first], counts=np.ones(m))
+                         best_single=first, best_single_score=singles[first])
 
 
 @dataclass(frozen=True)
