@@ -107,11 +107,19 @@ def holdout_matrix(frames: list, names: list[str]) -> tuple[list[str], np.ndarra
     return ids, base["y_true"].to_numpy(np.float64), np.column_stack(cols)
 
 
+def trials_holdout(study, trials: dict, numbers: list[int], store) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The validation predictions of these trials' own models, aligned: (ids, y_true, predictions[n, trials])."""
+    from yieldtune.study.artifacts import download_val_predictions
+
+    frames = [download_val_predictions(study, trials[n], store=store) for n in numbers]
+    return holdout_matrix(frames, [f"trial {n}" for n in numbers])
+
+
 def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -> Path:
     """Weight the completed refits and write ``<artifact_dir>/ensemble/`` atomically."""
     import pandas as pd
 
-    from yieldtune.study.artifacts import artifact_store_for, download_predictor_dir, download_val_predictions
+    from yieldtune.study.artifacts import artifact_store_for, download_predictor_dir
     from yieldtune.study.service import ensure_study_uid, load_study, study_identity
 
     refit = load_refit_study(spec, storage_url, storage)
@@ -130,8 +138,7 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
     for entry in state.plan:
         if entry["source_trial"] not in sources:
             sources.append(int(entry["source_trial"]))
-    frames = [download_val_predictions(main, trials[n], store=store) for n in sources]
-    ids, y, preds = holdout_matrix(frames, [f"trial {n}" for n in sources])
+    ids, y, preds = trials_holdout(main, trials, sources, store)
     metric = spec.objective.metric
     rounds = spec.ensemble.rounds
     method = spec.ensemble.method

@@ -49,9 +49,9 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
                    batch_size: int = 256) -> dict[str, Any]:
     """One record: r2_best_single, the best single trial of each model family (``r2_best_<family>``, chosen by
     validation value), r2_ensemble (Caruana), r2_mean, per-member R², differences and ratios."""
-    from yieldtune.ensemble.auto import holdout_matrix
+    from yieldtune.ensemble.auto import trials_holdout
     from yieldtune.ensemble.format import load_ensemble, load_member_predictor, read_ensemble_json
-    from yieldtune.study.artifacts import artifact_store_for, download_predictor_dir, download_val_predictions
+    from yieldtune.study.artifacts import artifact_store_for, download_predictor_dir
     from yieldtune.study.datasets import prepare_folds
     from yieldtune.study.pruners import trial_family
     from yieldtune.study.service import BUDGET_ATTR, best_trial_or_none, load_study, n_finished
@@ -125,8 +125,7 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
         logger.info("no labelled test split: scoring the trial models' validation predictions "
             "(refit members trained on those rows and are not scored)")
         numbers = list(dict.fromkeys([best.number, *best_of_family.values(), *sources]))
-        frames = [download_val_predictions(study, trials[n], store=store) for n in numbers]
-        _, y, preds = holdout_matrix(frames, [f"trial {n}" for n in numbers])
+        _, y, preds = trials_holdout(study, trials, numbers, store)
         col = {n: preds[:, j] for j, n in enumerate(numbers)}
         trials_matrix = np.column_stack([col[n] for n in sources])
         record.update({
@@ -158,12 +157,10 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
 def _weights_by_method(spec: "StudySpec", study, trials: dict, sources: list[int], store) -> dict[str, np.ndarray]:
     """Every ``ensemble.method``'s weights for the source trials, fitted on their validation predictions as the
     ensemble step fits the study's own method: one invocation scores them all on the same test rows."""
-    from yieldtune.ensemble.auto import SELECTION_SCORES, holdout_matrix
+    from yieldtune.ensemble.auto import SELECTION_SCORES, trials_holdout
     from yieldtune.ensemble.selection import WEIGHTINGS
-    from yieldtune.study.artifacts import download_val_predictions
 
-    frames = [download_val_predictions(study, trials[n], store=store) for n in sources]
-    _, y_val, val_preds = holdout_matrix(frames, [f"trial {n}" for n in sources])
+    _, y_val, val_preds = trials_holdout(study, trials, sources, store)
     score = SELECTION_SCORES[spec.objective.metric]
     return {method: w.select(val_preds, y_val, rounds=spec.ensemble.rounds, score=score).weights
             for method, w in WEIGHTINGS.items()}
