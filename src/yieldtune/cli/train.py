@@ -60,9 +60,9 @@ def config_options(f):
 @click.command("train")
 @data_options
 @click.option("--test", "test_file", default=None, help="Held-out test file (same layout) to report test metrics on.")
-@click.option("--val-frac", default=0.0, type=float, show_default=True,
-              help="0 trains on every row for the whole schedule (the better model for new molecules, README Round "
-                   "7); F > 0 holds out that fraction for validation metrics and keeps the best epoch on it.")
+@click.option("--val-frac", default=0.1, type=float, show_default=True,
+              help="Fraction of the training rows held out for validation metrics and the best epoch; 0 trains on "
+                   "every row for the whole schedule (better on new molecules for a plate, README Round 7).")
 @val_split_option
 @click.option("--train-rows", default=None, type=int,
               help="First N rows train, the rest test (the standard Buchwald-Hartwig / Suzuki-Miyaura split).")
