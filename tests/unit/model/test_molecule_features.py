@@ -100,7 +100,7 @@ def test_training_with_features_and_save_load_round_trip(tmp_path, architecture,
 
 def test_features_change_predictions_and_augmentation_keeps_working():
     table = plate()
-    config = cfg(features=("morgan",)).with_overrides({"train.augment_ratio": 1.0})
+    config = cfg(features=("morgan",), encoder="scratch").with_overrides({"train.augment_ratio": 1.0})
     predictor = Trainer(config).fit(table.subset(range(30))).predictor
     # zeroing the features changes the prediction: they are really used
     feats = predictor.reaction_features(table.reactions[:4])
@@ -115,7 +115,18 @@ def test_features_change_predictions_and_augmentation_keeps_working():
     a, b = predictor.reaction_features([table.reactions[0], variant]).batch(np.array([0, 1]))
     assert sorted(map(tuple, a.tolist())) == sorted(map(tuple, b.tolist()))
     mean, std = predictor.predict(table.reactions[:3], tta=2)
-    assert np.isfinite(mean).all() and (std > 0).any()
+    assert np.isfinite(mean).all() and (std > 0).any()  # the token encoder reads each spelling
+
+
+def test_a_model_without_a_token_encoder_gives_every_spelling_one_prediction():
+    table = plate()
+    config = cfg(features=("morgan",)).with_overrides({"train.augment_ratio": 1.0})
+    predictor = Trainer(config).fit(table.subset(range(30))).predictor
+    assert predictor.config.model.encoder == "none"
+    plain, _ = predictor.predict(table.reactions[:3])
+    mean, std = predictor.predict(table.reactions[:3], tta=4)
+    np.testing.assert_allclose(mean, plain, atol=1e-5)  # up to the order molecules are summed in
+    assert (std < 1e-5).all()
 
 
 def test_a_molecule_absent_from_training_is_featurized_at_prediction_time(tmp_path):
