@@ -28,6 +28,7 @@ KeepEpoch = Literal["best", "last"]
 DEFAULT_FEATURES: tuple[str, ...] = ("morgan",)
 # the GBM feature blocks (see yieldtune.model.gbm); a configuration uses a "+"-joined non-empty subset
 GBM_BLOCKS = ("morgan", "rdkit2d", "drfp")
+DEFAULT_EPOCHS = 60  # train.epochs unset: the most a run trains (a plate of a few thousand reactions gets them all)
 # ModelConfig derives these from the rest when they are not given (see its validator)
 DERIVED_MODEL_DEFAULTS = ("encoder", "feature_dropout")
 
@@ -123,7 +124,15 @@ class ModelConfig(_Strict):
 class TrainConfig(_Strict):
     """How one configuration is trained."""
 
-    epochs: int = Field(60, ge=1, le=10000)
+    epochs: int | None = Field(
+        None, ge=1, le=10000,
+        description="epochs to train; unset = by data size: 60, or fewer where that would show more than "
+                    "train.reaction_budget training reactions (epochs_for)")
+    reaction_budget: int = Field(
+        200_000, ge=1, le=10**9,
+        description="with train.epochs unset: about this many training reactions seen (epochs x rows, augmented "
+                    "copies not counted), at most 60 epochs; 60 epochs of 20,000 reactions memorize them "
+                    "(README Round 8)")
     batch_size: int = Field(32, ge=1, le=65536)
     lr: float = Field(1e-3, gt=0.0, le=1.0)
     weight_decay: float = Field(0.01, ge=0.0, le=1.0)
@@ -154,6 +163,13 @@ class TrainConfig(_Strict):
     seed: int = 0
     precision: Precision = "auto"
     num_threads: int = Field(0, ge=0, description="torch CPU threads; 0 = leave torch's default")
+
+    def epochs_for(self, n_rows: int) -> int:
+        """The epochs a run on ``n_rows`` training reactions trains: ``epochs`` where given, else
+        ``DEFAULT_EPOCHS`` cut to about ``reaction_budget`` reactions seen (at least one epoch)."""
+        if self.epochs is not None:
+            return self.epochs
+        return max(1, min(DEFAULT_EPOCHS, int(self.reaction_budget / max(1, n_rows) + 0.5)))
 
 
 class GBMConfig(_Strict):

@@ -168,7 +168,8 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
             r2s.append(metrics["r2"])
             click.echo(json.dumps({"run": "model", "seed": seed, **scored_on, "n_train": len(tr),
                                    "val_r2": result.best.val_r2,
-                                   "best_epoch": result.best_epoch, "val_split": val_split,
+                                   "best_epoch": result.best_epoch, "epochs": len(result.history),
+                                   "val_split": val_split,
                                    "n_val": 0 if val is None else len(val), "test": {"n": len(test), **metrics},
                                    "seconds": round(time.perf_counter() - t0, 1),
                                    "molecule_features": list(cfg.model.molecule_features)}))

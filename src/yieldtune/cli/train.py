@@ -60,9 +60,10 @@ def config_options(f):
 @click.command("train")
 @data_options
 @click.option("--test", "test_file", default=None, help="Held-out test file (same layout) to report test metrics on.")
-@click.option("--val-frac", default=0.1, type=float, show_default=True,
-              help="Fraction of the training rows held out for validation metrics and the best epoch; 0 trains on "
-                   "every row for the whole schedule (better on new molecules for a plate, README Round 7).")
+@click.option("--val-frac", default=0.0, type=float, show_default=True,
+              help="0 trains on every row for the whole schedule (better on new molecules, README Round 7; the "
+                   "epochs follow the data size, Round 8); F > 0 holds out that fraction for validation metrics "
+                   "and the best epoch.")
 @val_split_option
 @click.option("--train-rows", default=None, type=int,
               help="First N rows train, the rest test (the standard Buchwald-Hartwig / Suzuki-Miyaura split).")
@@ -106,7 +107,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
     summary = {
         "data": str(data), "n_train": len(train), "n_val": 0 if val is None else len(val), "val_split": val_split,
         "device": str(trainer.device), "precision": trainer.precision, "best_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early, "best": result.best.to_dict(),
+        "epochs": len(result.history), "stopped_early": result.stopped_early, "best": result.best.to_dict(),
         "val": None if val is None else {"r2": result.best.val_r2, "mae": result.best.val_mae,
                                          "rmse": result.best.val_rmse},
         "test": None, "config": config.model_dump(), "history": [m.to_dict() for m in result.history],
@@ -137,6 +138,8 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
         tbl.add_row("test", str(t["n"]), f"{t['r2']:.4f}", f"{t['mae']:.4f}", f"{t['rmse']:.4f}")
     console = Console()
     console.print(tbl)
+    if not summary["val"] and not summary["test"]:
+        console.print("no held-out rows: pass --val-frac 0.1, --train-rows N or --test FILE for held-out metrics")
     console.print(f"train loss {result.best.train_loss:.4f}, {result.history[-1].samples_per_s:,.0f} samples/s "
                   f"on {trainer.device} ({trainer.precision}); saved {out / 'metrics.json'} and "
                   f"{out / TRAIN_MODEL_SUBDIR}")

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from yieldtune.config import RunConfig
+from yieldtune.config import DEFAULT_EPOCHS, RunConfig
 
 
 @dataclass
@@ -77,7 +77,8 @@ class TransformerFamily:
                                       "train.early_stopping_patience": 0})
 
     def default_steps(self, config):
-        return int(config.train.epochs)
+        # a trial that recorded no best epoch: its configured epochs (unset: the most an unset value trains)
+        return int(config.train.epochs or DEFAULT_EPOCHS)
 
 
 class GBMFamily:

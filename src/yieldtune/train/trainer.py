@@ -143,7 +143,8 @@ class Trainer:
     # -- training ---------------------------------------------------------------------------------
     def fit(self, train: ReactionTable, val: ReactionTable | None = None,
             on_epoch: Callable[[EpochMetrics], None] | None = None) -> FitResult:
-        """Train for ``train.epochs`` (or until early stopping); ``on_epoch`` exceptions propagate."""
+        """Train for ``train.epochs_for(len(train))`` epochs (or until early stopping); ``on_epoch`` exceptions
+        propagate."""
         tc, mc = self.config.train, self.config.model
         if not train.has_targets or len(train) == 0:
             raise DataError("training data needs at least one reaction with a yield", path=train.source)
@@ -173,8 +174,9 @@ class Trainer:
         predictor.feature_cache = self.feature_cache
         fused = self.device.type == "cuda"
         optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=tc.lr, fused=fused)
+        epochs = tc.epochs_for(len(train))
         steps_per_epoch = math.ceil((len(train) * (1.0 + tc.augment_ratio if n_var else 1.0)) / tc.batch_size)
-        schedule = build_scheduler(tc.scheduler, optimizer, steps_per_epoch * tc.epochs, steps_per_epoch, tc,
+        schedule = build_scheduler(tc.scheduler, optimizer, steps_per_epoch * epochs, steps_per_epoch, tc,
                                    **({"mode": "max" if val is not None else "min"}
                                       if tc.scheduler == "plateau" else {}))
         scaler = torch.amp.GradScaler(self.device.type) if needs_grad_scaler(self.precision) else None
@@ -186,9 +188,9 @@ class Trainer:
         best_val_pred: np.ndarray | None = None
         stale, stopped_early = 0, False
         keep_best = tc.keep_epoch == "best"  # else the last epoch's weights, whatever validation says
-        bar = _ProgressBar(tc.epochs) if self.progress else None
+        bar = _ProgressBar(epochs) if self.progress else None
         try:
-            for epoch in range(1, tc.epochs + 1):
+            for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
                 rows, src = self._epoch_rows(len(train), n_var, rng)
                 if bar is not None:
@@ -256,7 +258,7 @@ class Trainer:
                 if on_epoch is not None:
                     on_epoch(metrics)
                 if val is not None and tc.early_stopping_patience and stale >= tc.early_stopping_patience \
-                        and epoch < tc.epochs:
+                        and epoch < epochs:
                     stopped_early = True
                     break
         finally:

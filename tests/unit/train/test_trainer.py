@@ -113,6 +113,27 @@ def test_keep_epoch_last_keeps_the_final_weights_whatever_validation_says():
     assert not np.allclose(kept, best.predictor.predict(misleading)[0], atol=1e-4)
 
 
+def test_unset_epochs_follow_the_data_size_and_given_epochs_are_kept():
+    train, val = split(plate())  # 48 training reactions
+    budgeted = Trainer(cfg(epochs=None, reaction_budget=150), device="cpu").fit(train, val)
+    assert len(budgeted.history) == 3  # 150 reactions / 48 rows = 3.1 epochs
+    one = Trainer(cfg(epochs=None, reaction_budget=1), device="cpu").fit(train, None)
+    assert len(one.history) == 1  # never fewer than one epoch
+    given = Trainer(cfg(epochs=4, reaction_budget=1), device="cpu").fit(train, None)
+    assert len(given.history) == 4  # a given train.epochs is what trains, whatever the budget
+
+
+def test_epochs_for_caps_the_default_at_sixty():
+    from yieldtune.config import DEFAULT_EPOCHS, TrainConfig
+
+    assert TrainConfig().epochs is None and DEFAULT_EPOCHS == 60
+    assert TrainConfig().epochs_for(3057) == 60  # a Buchwald-Hartwig plate: all 60 (200,000 / 3,057 = 65)
+    assert TrainConfig().epochs_for(20000) == 10  # the aichem2024 hold-out's training rows
+    assert TrainConfig().epochs_for(4032) == 50  # Suzuki-Miyaura random_split_0
+    assert TrainConfig(reaction_budget=10**9).epochs_for(1) == 60
+    assert TrainConfig(epochs=7).epochs_for(10**6) == 7
+
+
 def test_early_stopping_stops_when_val_r2_stalls():
     train, val = split(plate())
     # an LR so small that weights cannot change in float32: val R² is flat from epoch 1 on
@@ -174,6 +195,24 @@ def test_tune_train_end_to_end(tmp_path):
     assert len(metrics["history"]) == 2 and metrics["config"]["model"]["d_model"] == 16
     predictor = YieldPredictor.load(out / "model")
     assert predictor.config.train.augment_ratio == 0.5
+
+
+def test_tune_train_trains_on_every_row_for_the_epochs_of_its_data_size_by_default(tmp_path):
+    from click.testing import CliRunner
+
+    from yieldtune.cli.main import main
+
+    data = _write_plate_csv(tmp_path / "plate.csv")
+    sets = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.ffn_dim=32", "train.batch_size=8",
+            "train.num_threads=1", "train.precision=fp32", "train.reaction_budget=90"]
+    result = CliRunner().invoke(main, ["train", "--data", str(data), "--train-rows", "45", "--device", "cpu",
+                                       "--out", str(tmp_path / "run"), "--json",
+                                       *[a for s in sets for a in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["n_train"] == 45 and summary["n_val"] == 0 and summary["val"] is None
+    assert summary["epochs"] == 2 == summary["best_epoch"]  # 90 reactions / 45 rows; the last epoch is kept
+    assert summary["config"]["train"]["epochs"] is None and summary["test"]["n"] == 15
 
 
 @pytest.mark.slow  # a real `tune` process
