@@ -86,6 +86,14 @@ def on_budget_met(spec: "StudySpec", storage_url: str, *, device: str = "auto", 
 
 # ---- building the ensemble from finished refits ---------------------------------------------
 
+def trained_steps(refit_trial, entry: dict) -> int:
+    """Epochs or boosting rounds a refit trained: its own record, else its plan entry's (older refits)."""
+    steps = refit_trial.user_attrs.get("steps")
+    if steps is None:
+        steps = entry.get("steps", entry.get("epochs"))
+    return int(steps)
+
+
 def holdout_matrix(frames: list, names: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Align the trials' validation predictions by id: (ids, y_true, predictions[n, members])."""
     base = frames[0]
@@ -171,8 +179,8 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
                 family = str(entry.get("family", "transformer"))
                 members.append(({"name": name, "family": family, "trial_number": n, "seed": pair[1],
                                  "weight": weight_of[n] / len(seeds_of[n]), "r2": r2_of[n],
-                                 "refit_trial": refit_trial.number, "steps": int(entry.get("steps", entry["epochs"])),
-                                 "epochs": int(entry["epochs"]),
+                                 "refit_trial": refit_trial.number, "steps": trained_steps(refit_trial, entry),
+                                 "epochs": trained_steps(refit_trial, entry),
                                  "trial_value": entry.get("value"), "params": entry.get("params", {})},
                                 src_dir))
                 holdout[name] = preds[:, sources.index(n)]

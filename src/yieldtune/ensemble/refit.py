@@ -47,7 +47,8 @@ def pair_of(trial) -> tuple[int, int] | None:
 
 def plan_refits(spec: "StudySpec", study: "optuna.Study") -> list[dict[str, Any]]:
     """One entry per (top-k trial of each model family, seed): source trial, family, its params and value,
-    the steps to train (best epoch or best boosting round) and the seed."""
+    the steps to train (``ensemble.refit_steps``: the trial's schedule, None where its epochs follow the rows;
+    or its best epoch or boosting round) and the seed."""
     from yieldtune.study.pruners import trial_family
     from yieldtune.train.families import FAMILIES
 
@@ -60,7 +61,9 @@ def plan_refits(spec: "StudySpec", study: "optuna.Study") -> list[dict[str, Any]
         for rank, t in enumerate(top):
             config = trial_config(spec, t)
             fam = FAMILIES[config.family]
-            if fam.best_step_attr == "best_epoch":
+            if ens.refit_steps == "full":
+                steps = fam.schedule_steps(config)
+            elif fam.best_step_attr == "best_epoch":
                 steps = trial_best_epoch(t, direction=spec.direction, default=fam.default_steps(config))
             else:
                 steps = max(1, int(t.user_attrs.get(fam.best_step_attr) or fam.default_steps(config)))
@@ -232,13 +235,14 @@ class RefitSummary:
 
 
 def refit_config(spec: "StudySpec", entry: dict):
-    """The source trial's RunConfig, trained for its best step count (epochs or boosting rounds) with this
-    seed, no early stop."""
+    """The source trial's RunConfig, trained for the planned step count (epochs or boosting rounds; None: the
+    schedule's own) with this seed, no early stop."""
     from yieldtune.config import RunConfig, validate_config
     from yieldtune.train.families import family_of
 
     config = validate_config(RunConfig, entry["config"], source=f"refit of trial {entry['source_trial']}")
-    return family_of(config).refit_config(config, int(entry.get("steps", entry.get("epochs"))), int(entry["seed"]))
+    steps = entry.get("steps", entry.get("epochs"))
+    return family_of(config).refit_config(config, None if steps is None else int(steps), int(entry["seed"]))
 
 
 def _duplicate_reason(refit: "optuna.Study", trial: "optuna.Trial", pair: tuple[int, int]) -> str | None:

@@ -258,6 +258,11 @@ class EnsembleSpec(BaseModel):
     method: Literal["caruana", "bagged", "mean"] = Field(
         "caruana", description="weights: greedy selection, greedy selection bagged over bootstrap resamples of "
                                "the validation rows (overfits a small hold-out less), or the plain mean")
+    refit_steps: Literal["best", "full"] = Field(
+        "best", description="how long a refit trains on train+validation: best = the epochs or boosting rounds "
+                            "that scored best on its trial's validation rows; full = the trial's whole schedule "
+                            "(train.epochs, unset: by the refit's rows; gbm.n_rounds), as the single model trains "
+                            "(README Round 8: lower on the Test3/Test4 studies). Read when the refits are queued")
 
 
 class StudySpec(_Strict):

@@ -50,9 +50,13 @@ class ModelFamily(Protocol):
     def fit(self, config: RunConfig, train, val, *, device: str, cache_dir: Path | None, metric: str,
             on_step: Callable[[StepReport], None] | None) -> FamilyFit: ...
 
-    def refit_config(self, config: RunConfig, steps: int, seed: int) -> RunConfig: ...
+    def refit_config(self, config: RunConfig, steps: int | None, seed: int) -> RunConfig: ...
 
     def default_steps(self, config: RunConfig) -> int: ...
+
+    def schedule_steps(self, config: RunConfig) -> int | None:
+        """The whole schedule a configuration trains without early stopping (None: it follows the data size)."""
+        ...
 
 
 class TransformerFamily:
@@ -73,12 +77,15 @@ class TransformerFamily:
                          float(result.history[-1].train_loss))
 
     def refit_config(self, config, steps, seed):
-        return config.with_overrides({"train.epochs": int(steps), "train.seed": int(seed),
-                                      "train.early_stopping_patience": 0})
+        return config.with_overrides({**({} if steps is None else {"train.epochs": int(steps)}),
+                                      "train.seed": int(seed), "train.early_stopping_patience": 0})
 
     def default_steps(self, config):
         # a trial that recorded no best epoch: its configured epochs (unset: the most an unset value trains)
         return int(config.train.epochs or DEFAULT_EPOCHS)
+
+    def schedule_steps(self, config):
+        return config.train.epochs  # None: train.epochs_for the refit's rows
 
 
 class GBMFamily:
@@ -104,6 +111,9 @@ class GBMFamily:
                                       "gbm.early_stopping_rounds": 0})
 
     def default_steps(self, config):
+        return int(config.gbm.n_rounds)
+
+    def schedule_steps(self, config):
         return int(config.gbm.n_rounds)
 
 
