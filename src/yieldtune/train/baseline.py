@@ -37,15 +37,16 @@ def fit_baseline(train: ReactionTable, *, radius: int = 2, n_bits: int = 2048, n
 
 
 def run_baseline(train: ReactionTable, test: ReactionTable, *, seed: int = 0,
-                 cache_dir: str | None = None, **kwargs: Any) -> dict[str, Any]:
-    """Train on ``train``, score ``test``: ``{"test": {r2, mae, rmse, n}, "n_train", "seconds", ...}``."""
+                 cache_dir: str | None = None, **kwargs: Any) -> tuple[dict[str, Any], np.ndarray]:
+    """Train on ``train``, score ``test``: ``{"test": {r2, mae, rmse, n}, "n_train", "seconds", ...}`` and the
+    test predictions."""
     t0 = time.perf_counter()
     predict = fit_baseline(train, seed=seed, cache_dir=cache_dir, **kwargs)
     pred = predict(test.reactions)
     return {"model": f"LightGBM {kwargs.get('n_trees', N_TREES)} trees on per-role summed Morgan counts "
                      f"(radius {kwargs.get('radius', 2)}, {kwargs.get('n_bits', 2048)} bits)",
             "n_train": len(train), "test": {"n": len(test), **regression_metrics(test.yields, pred)},
-            "seconds": round(time.perf_counter() - t0, 2)}
+            "seconds": round(time.perf_counter() - t0, 2)}, pred
 
 
 __all__ = ["N_TREES", "fit_baseline", "run_baseline"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from yieldtune.cli.main import main as cli
@@ -37,6 +38,10 @@ def test_baseline_and_model_in_one_invocation(tmp_path):
     summary = lines[-1]
     assert summary["summary"] and summary["seeds"] == [0, 1]
     assert summary["ratio_to_baseline"] == summary["model_test_r2_mean"] / summary["baseline_test_r2"]
+    # the two families averaged, scored on the same rows: neither model's own figure
+    blends = [x["mean_with_baseline"]["r2"] for x in lines[1:3]]
+    assert summary["mean_with_baseline_r2_mean"] == pytest.approx(sum(blends) / 2)
+    assert all(b not in (x["test"]["r2"], lines[0]["test"]["r2"]) for b, x in zip(blends, lines[1:3]))
     assert (tmp_path / "cache" / "features" / "features.sqlite").is_file()
 
 
