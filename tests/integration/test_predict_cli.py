@@ -109,7 +109,8 @@ def test_refuses_a_model_dir_that_is_not_one(tmp_path, model_dir):
 
 
 def test_predict_accepts_a_tune_train_out_directory(tmp_path):
-    """`tune train --out DIR` saves metrics.json and the predictor in DIR/model/; `tune predict DIR` takes DIR."""
+    """`tune train --out DIR` saves metrics.json, the predictor in DIR/model/ and its mean with the fingerprint
+    GBM in DIR/ensemble/; `tune predict DIR` takes DIR and predicts with the mean (--no-blend-gbm: the model)."""
     from yieldtune.data.synth import write_synthetic_plate
 
     plate = write_synthetic_plate(tmp_path / "plate.csv", n=40)
@@ -117,7 +118,16 @@ def test_predict_accepts_a_tune_train_out_directory(tmp_path):
              "--set", "model.n_layers=1", "--set", "model.n_heads=2", "--set", "model.ffn_dim=32",
              "--set", "train.epochs=1", "--set", "train.num_threads=1", cwd=tmp_path)
     assert (tmp_path / "trained" / "metrics.json").is_file()
-    for model, out in ((tmp_path / "trained", "a.csv"), (tmp_path / "trained" / "model", "b.csv")):
+    for model, out in ((tmp_path / "trained", "a.csv"), (tmp_path / "trained" / "ensemble", "b.csv"),
+                       (tmp_path / "trained" / "model", "c.csv")):
         proc = run_tune("predict", model, plate, "--out", tmp_path / out, cwd=tmp_path, check=False)
         assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    assert (tmp_path / "a.csv").read_text() != (tmp_path / "c.csv").read_text()  # the mean, not the model alone
+    run_tune("train", "--data", plate, "--out", tmp_path / "alone", "--device", "cpu", "--no-blend-gbm",
+             "--set", "model.d_model=16", "--set", "model.n_layers=1", "--set", "model.n_heads=2",
+             "--set", "model.ffn_dim=32", "--set", "train.epochs=1", "--set", "train.num_threads=1", cwd=tmp_path)
+    for model, out in ((tmp_path / "alone", "d.csv"), (tmp_path / "alone" / "model", "e.csv")):
+        proc = run_tune("predict", model, plate, "--out", tmp_path / out, cwd=tmp_path, check=False)
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "d.csv").read_text() == (tmp_path / "e.csv").read_text()

@@ -11,6 +11,8 @@ import click
 from yieldtune.cli._common import device_option, json_option
 from yieldtune.files import atomic_path, write_atomic
 
+BLEND_GBM_DEFAULT = True  # README Round 8: the mean with the fingerprint GBM, chosen on --select-on hold-outs
+
 
 def data_options(f):
     """The data options shared by ``train``, ``lr-find`` and ``bench train``."""
@@ -73,10 +75,14 @@ def config_options(f):
               help="Where randomized-SMILES variants and molecule features are cached (default: in memory only).")
 @click.option("--out", "out_dir", default="runs/train", show_default=True, type=click.Path(file_okay=False),
               help="Directory for metrics.json and the trained predictor.")
+@click.option("--blend-gbm/--no-blend-gbm", "blend_gbm", default=BLEND_GBM_DEFAULT, show_default=True,
+              help="Also train the fingerprint LightGBM of `tune bench baseline` on the same rows and save the "
+                   "two averaged in OUT/ensemble, which `tune predict OUT FILE` then uses (README Round 8).")
 @json_option
 def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_split, train_rows, config_path,
-              overrides, device, cache_dir, out_dir, as_json) -> None:
-    """Train one configuration and save metrics.json plus the predictor into --out."""
+              overrides, device, cache_dir, out_dir, blend_gbm, as_json) -> None:
+    """Train one configuration and save metrics.json plus the predictor into --out (with --blend-gbm also the
+    predictor averaged with the fingerprint GBM, in --out/ensemble)."""
     from yieldtune.config import load_run_config
     from yieldtune.data import VALIDATION_SPLITS, split_first_n
     from yieldtune.data.load import require_varying_target
@@ -112,12 +118,23 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
                                          "rmse": result.best.val_rmse},
         "test": None, "config": config.model_dump(), "history": [m.to_dict() for m in result.history],
     }
+    test_pred = None
     if test is not None and test.has_targets:
-        pred, _ = result.predictor.predict(test)
-        summary["test"] = {"n": len(test), **regression_metrics(test.yields, pred)}
+        test_pred, _ = result.predictor.predict(test)
+        summary["test"] = {"n": len(test), **regression_metrics(test.yields, test_pred)}
+    gbm = None
+    if blend_gbm:
+        from yieldtune.train.baseline import fit_baseline
+
+        gbm = fit_baseline(train, cache_dir=cache_dir)  # as tune bench baseline fits it (deterministic)
+        summary["blend"] = _blend_metrics(gbm, ((val, result.val_predictions), (test, test_pred)))
     out = Path(out_dir)
     result.predictor.save(out / TRAIN_MODEL_SUBDIR)
     summary["model_dir"] = str(out / TRAIN_MODEL_SUBDIR)
+    if gbm is not None:
+        from yieldtune.ensemble.blend import save_blend
+
+        summary["ensemble_dir"] = str(save_blend(out, result.predictor, gbm, metrics=summary["blend"]))
     write_atomic(out / "metrics.json", json.dumps(summary, indent=2))
 
     if as_json:
@@ -136,13 +153,39 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
     if summary["test"]:
         t = summary["test"]
         tbl.add_row("test", str(t["n"]), f"{t['r2']:.4f}", f"{t['mae']:.4f}", f"{t['rmse']:.4f}")
+    for split, figures in (summary.get("blend") or {}).items():
+        for who in ("gbm", "mean"):
+            m = figures[who]
+            tbl.add_row(f"{split}, {'fingerprint GBM' if who == 'gbm' else 'mean with it'}", str(m["n"]),
+                        f"{m['r2']:.4f}", f"{m['mae']:.4f}", f"{m['rmse']:.4f}")
     console = Console()
     console.print(tbl)
     if not summary["val"] and not summary["test"]:
         console.print("no held-out rows: pass --val-frac 0.1, --train-rows N or --test FILE for held-out metrics")
+    if summary.get("ensemble_dir"):
+        console.print(f"the model averaged with the fingerprint GBM: {summary['ensemble_dir']} "
+                      f"(what `tune predict {out}` uses)")
     console.print(f"train loss {result.best.train_loss:.4f}, {result.history[-1].samples_per_s:,.0f} samples/s "
                   f"on {trainer.device} ({trainer.precision}); saved {out / 'metrics.json'} and "
                   f"{out / TRAIN_MODEL_SUBDIR}")
+
+
+def _blend_metrics(gbm, held_out) -> dict:
+    """Held-out metrics of the fingerprint GBM and of its mean with the model: per split ("val", "test") of
+    ``held_out`` ((table, the model's predictions) pairs) that has both."""
+    import numpy as np
+
+    from yieldtune.metrics import regression_metrics
+
+    out = {}
+    for split, (table, model_pred) in zip(("val", "test"), held_out):
+        if table is None or model_pred is None:
+            continue
+        gbm_pred, _ = gbm.predict(table.reactions)
+        mean = (np.asarray(model_pred, np.float64) + gbm_pred) / 2.0
+        out[split] = {who: {"n": len(table), **regression_metrics(table.yields, pred)}
+                      for who, pred in (("gbm", gbm_pred), ("mean", mean))}
+    return out
 
 
 def _echo_epoch(m) -> None:

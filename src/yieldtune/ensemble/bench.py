@@ -106,7 +106,7 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
                    for j, (m, wi) in enumerate(zip(ens.members, w))]
         from yieldtune.train.baseline import fit_baseline
 
-        baseline = fit_baseline(data.train_all, cache_dir=spec.cache_dir)(rxns)
+        baseline, _ = fit_baseline(data.train_all, cache_dir=spec.cache_dir).predict(rxns)
         record.update({
             "eval": "test", "n_eval": len(y),
             "r2_baseline": r2_score(y, baseline),

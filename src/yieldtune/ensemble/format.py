@@ -292,6 +292,7 @@ def copy_ensemble_files(src: Path, dest: Path) -> None:
 
 
 TRAIN_MODEL_SUBDIR = "model"  # where `tune train --out DIR` saves its predictor (next to metrics.json)
+TRAIN_BLEND_SUBDIR = "ensemble"  # and, with --blend-gbm, that predictor averaged with the fingerprint GBM
 
 
 def is_single_predictor_dir(directory: Path) -> bool:
@@ -299,7 +300,8 @@ def is_single_predictor_dir(directory: Path) -> bool:
 
 
 def load_ensemble(directory: str | Path, device: str = "cpu") -> Ensemble:
-    """Load an exported (or study) ensemble dir, or a single ``tune train --out`` dir, safely.
+    """Load an exported (or study) ensemble dir, or a ``tune train --out`` dir (its ``ensemble/`` where
+    ``--blend-gbm`` wrote one, else its ``model/``), safely.
 
     Verifies manifest.json when present (always present in exports), checks every weights file is
     safetensors, and builds an :class:`Ensemble` with the stored weights.
@@ -307,8 +309,11 @@ def load_ensemble(directory: str | Path, device: str = "cpu") -> Ensemble:
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelFileError(f"{directory}: model directory not found")
-    if not (directory / ENSEMBLE_JSON).is_file() and is_single_predictor_dir(directory / TRAIN_MODEL_SUBDIR):
-        directory = directory / TRAIN_MODEL_SUBDIR  # a `tune train --out` dir: metrics.json + the predictor in model/
+    if not (directory / ENSEMBLE_JSON).is_file():  # a `tune train --out` dir: metrics.json, model/, ensemble/
+        if (directory / TRAIN_BLEND_SUBDIR / ENSEMBLE_JSON).is_file():
+            directory = directory / TRAIN_BLEND_SUBDIR  # the model averaged with the fingerprint GBM
+        elif is_single_predictor_dir(directory / TRAIN_MODEL_SUBDIR):
+            directory = directory / TRAIN_MODEL_SUBDIR
     if (directory / MANIFEST).is_file():
         verify_manifest(directory)
     if is_single_predictor_dir(directory):

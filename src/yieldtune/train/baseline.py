@@ -12,28 +12,35 @@ from typing import Any
 
 import numpy as np
 
+from yieldtune.config import RunConfig
 from yieldtune.data.table import ReactionTable
 from yieldtune.metrics import regression_metrics
-from yieldtune.model.gbm import ReactionFeatures
+from yieldtune.model.gbm import GBMPredictor, ReactionFeatures
 
 N_TREES = 1500
 
 
+def baseline_config(*, radius: int = 2, n_bits: int = 2048, n_trees: int = N_TREES, seed: int = 0) -> RunConfig:
+    """The baseline as a GBM-family configuration (LightGBM's defaults written out), which its saved
+    ``gbm.json`` records."""
+    return RunConfig.model_validate({"family": "gbm", "gbm": {
+        "n_rounds": n_trees, "early_stopping_rounds": 0, "learning_rate": 0.1, "num_leaves": 31,
+        "min_child_samples": 20, "feature_fraction": 1.0, "bagging_fraction": 1.0, "fp_radius": radius,
+        "fp_bits": n_bits, "blocks": "morgan", "seed": seed, "num_threads": 1}})
+
+
 def fit_baseline(train: ReactionTable, *, radius: int = 2, n_bits: int = 2048, n_trees: int = N_TREES,
-                 seed: int = 0, cache_dir: str | None = None):
-    """A fitted ``predict(reactions) -> yields``; the features are the GBM family's per-role Morgan sums."""
+                 seed: int = 0, cache_dir: str | None = None) -> GBMPredictor:
+    """The fitted baseline, a GBM-family predictor (saved and loaded like any GBM member); the features are
+    the GBM family's per-role Morgan sums."""
     import lightgbm
 
-    features = ReactionFeatures(("morgan",), radius, n_bits, cache_dir)
+    config = baseline_config(radius=radius, n_bits=n_bits, n_trees=n_trees, seed=seed)
+    features = ReactionFeatures.for_config(config, cache_dir)
     x = features.transform(train.reactions)
     params = {"objective": "regression", "seed": seed, "num_threads": 1, "verbosity": -1}
-    model = lightgbm.train(params, lightgbm.Dataset(x, train.yields.astype(np.float64)), num_boost_round=n_trees)
-
-    def predict(reactions: list[str]) -> np.ndarray:
-        pred = model.predict(features.transform(reactions))
-        return np.clip(pred, 0.0, 1.0).astype(np.float32)
-
-    return predict
+    booster = lightgbm.train(params, lightgbm.Dataset(x, train.yields.astype(np.float64)), num_boost_round=n_trees)
+    return GBMPredictor(booster, config, features)
 
 
 def run_baseline(train: ReactionTable, test: ReactionTable, *, seed: int = 0,
@@ -41,12 +48,11 @@ def run_baseline(train: ReactionTable, test: ReactionTable, *, seed: int = 0,
     """Train on ``train``, score ``test``: ``{"test": {r2, mae, rmse, n}, "n_train", "seconds", ...}`` and the
     test predictions."""
     t0 = time.perf_counter()
-    predict = fit_baseline(train, seed=seed, cache_dir=cache_dir, **kwargs)
-    pred = predict(test.reactions)
+    pred, _ = fit_baseline(train, seed=seed, cache_dir=cache_dir, **kwargs).predict(test.reactions)
     return {"model": f"LightGBM {kwargs.get('n_trees', N_TREES)} trees on per-role summed Morgan counts "
                      f"(radius {kwargs.get('radius', 2)}, {kwargs.get('n_bits', 2048)} bits)",
             "n_train": len(train), "test": {"n": len(test), **regression_metrics(test.yields, pred)},
             "seconds": round(time.perf_counter() - t0, 2)}, pred
 
 
-__all__ = ["N_TREES", "fit_baseline", "run_baseline"]
+__all__ = ["N_TREES", "baseline_config", "fit_baseline", "run_baseline"]

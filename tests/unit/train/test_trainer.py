@@ -215,6 +215,49 @@ def test_tune_train_trains_on_every_row_for_the_epochs_of_its_data_size_by_defau
     assert summary["config"]["train"]["epochs"] is None and summary["test"]["n"] == 15
 
 
+def test_tune_train_saves_the_model_averaged_with_the_fingerprint_gbm(tmp_path):
+    from click.testing import CliRunner
+
+    from yieldtune.cli.main import main
+    from yieldtune.ensemble.format import load_ensemble, read_ensemble_json, verify_manifest
+    from yieldtune.metrics import r2_score
+
+    data = _write_plate_csv(tmp_path / "plate.csv")
+    sets = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.ffn_dim=32", "train.batch_size=8",
+            "train.num_threads=1", "train.precision=fp32", "train.epochs=2"]
+    args = ["train", "--data", str(data), "--train-rows", "45", "--val-frac", "0.2", "--device", "cpu", "--json",
+            *[a for s in sets for a in ("--set", s)]]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    ens_dir = tmp_path / "run" / "ensemble"
+    assert summary["ensemble_dir"] == str(ens_dir)
+    verify_manifest(ens_dir)
+    info = read_ensemble_json(ens_dir)
+    assert [(m["name"], m["family"], m["weight"]) for m in info["members"]] == [
+        ("transformer", "transformer", 0.5), ("fingerprint_gbm", "gbm", 0.5)]
+    assert info["method"] == "mean" and info["metrics"] == summary["blend"]
+
+    from yieldtune.data import infer_spec
+    from yieldtune.data.load import load_reactions
+
+    test = load_reactions(data, infer_spec(data, layout="components")).subset(np.arange(45, 60))
+    blend = load_ensemble(tmp_path / "run")  # a tune train dir: its ensemble/
+    model = YieldPredictor.load(tmp_path / "run" / "model")
+    mean, _ = blend.predict(test)
+    gbm = load_ensemble(ens_dir).members[1].predictor
+    np.testing.assert_allclose(mean, (model.predict(test)[0] + gbm.predict(test.reactions)[0]) / 2, atol=1e-6)
+    assert summary["blend"]["test"]["mean"]["r2"] == pytest.approx(r2_score(test.yields, mean), abs=1e-6)
+    assert summary["blend"]["test"]["gbm"]["r2"] != summary["test"]["r2"]
+    assert set(summary["blend"]) == {"val", "test"}
+
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "alone"), "--no-blend-gbm"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "alone" / "ensemble").exists() and "blend" not in json.loads(
+        result.output.strip().splitlines()[-1])
+    assert load_ensemble(tmp_path / "alone").info["method"] == "single"
+
+
 @pytest.mark.slow  # a real `tune` process
 def test_tune_train_bad_setting_is_one_line_error(tmp_path):
     data = _write_plate_csv(tmp_path / "plate.csv")
