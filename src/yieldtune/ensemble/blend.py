@@ -1,7 +1,7 @@
 """A trained model averaged with the fingerprint LightGBM baseline (``tune train --blend-gbm``).
 
-The two families err differently on molecules the training rows lack (README Round 8): their plain mean is
-saved as a two-member ensemble next to the model, in the format ``tune predict`` and ``export-best`` read.
+On molecules the training rows lack the mean of the two families beats each alone (README Round 8), so it is
+saved as a two-member ensemble next to the model, in the format ``tune predict`` reads.
 """
 
 from __future__ import annotations
