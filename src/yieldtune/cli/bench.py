@@ -127,10 +127,9 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
     import time
     from pathlib import Path
 
-    import numpy as np
-
     from yieldtune.config import load_run_config
     from yieldtune.data import VALIDATION_SPLITS, split_by_molecules, split_first_n
+    from yieldtune.ensemble.blend import blend_predictions
     from yieldtune.errors import ConfigError
     from yieldtune.metrics import regression_metrics
     from yieldtune.train.baseline import run_baseline
@@ -168,8 +167,8 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
             pred, _ = result.predictor.predict(test)
             metrics = regression_metrics(test.yields, pred)
             r2s.append(metrics["r2"])
-            # the plain mean of this model's and the baseline's predictions: what averaging the two families gives
-            blend = regression_metrics(test.yields, (pred.astype(np.float64) + base_pred) / 2.0)
+            # the mean of this model's and the baseline's predictions: what `tune train` saves by default
+            blend = regression_metrics(test.yields, blend_predictions(pred, base_pred))
             blend_r2s.append(blend["r2"])
             click.echo(json.dumps({"run": "model", "seed": seed, **scored_on, "n_train": len(tr),
                                    "val_r2": result.best.val_r2,

@@ -124,10 +124,11 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
         summary["test"] = {"n": len(test), **regression_metrics(test.yields, test_pred)}
     gbm = None
     if blend_gbm:
+        from yieldtune.ensemble.blend import blend_metrics
         from yieldtune.train.baseline import fit_baseline
 
         gbm = fit_baseline(train, cache_dir=cache_dir)  # as tune bench baseline fits it (deterministic)
-        summary["blend"] = _blend_metrics(gbm, ((val, result.val_predictions), (test, test_pred)))
+        summary["blend"] = blend_metrics(gbm, ((val, result.val_predictions), (test, test_pred)))
     out = Path(out_dir)
     result.predictor.save(out / TRAIN_MODEL_SUBDIR)
     summary["model_dir"] = str(out / TRAIN_MODEL_SUBDIR)
@@ -168,24 +169,6 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
     console.print(f"train loss {result.best.train_loss:.4f}, {result.history[-1].samples_per_s:,.0f} samples/s "
                   f"on {trainer.device} ({trainer.precision}); saved {out / 'metrics.json'} and "
                   f"{out / TRAIN_MODEL_SUBDIR}")
-
-
-def _blend_metrics(gbm, held_out) -> dict:
-    """Held-out metrics of the fingerprint GBM and of its mean with the model: per split ("val", "test") of
-    ``held_out`` ((table, the model's predictions) pairs) that has both."""
-    import numpy as np
-
-    from yieldtune.metrics import regression_metrics
-
-    out = {}
-    for split, (table, model_pred) in zip(("val", "test"), held_out):
-        if table is None or model_pred is None:
-            continue
-        gbm_pred, _ = gbm.predict(table.reactions)
-        mean = (np.asarray(model_pred, np.float64) + gbm_pred) / 2.0
-        out[split] = {who: {"n": len(table), **regression_metrics(table.yields, pred)}
-                      for who, pred in (("gbm", gbm_pred), ("mean", mean))}
-    return out
 
 
 def _echo_epoch(m) -> None:

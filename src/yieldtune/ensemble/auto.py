@@ -177,10 +177,10 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
                 name = member_name(*pair)
                 src_dir = download_predictor_dir(refit, refit_trial, Path(tmp) / name, store=store)
                 family = str(entry.get("family", "transformer"))
+                steps = trained_steps(refit_trial, entry)
                 members.append(({"name": name, "family": family, "trial_number": n, "seed": pair[1],
                                  "weight": weight_of[n] / len(seeds_of[n]), "r2": r2_of[n],
-                                 "refit_trial": refit_trial.number, "steps": trained_steps(refit_trial, entry),
-                                 "epochs": trained_steps(refit_trial, entry),
+                                 "refit_trial": refit_trial.number, "steps": steps, "epochs": steps,
                                  "trial_value": entry.get("value"), "params": entry.get("params", {})},
                                 src_dir))
                 holdout[name] = preds[:, sources.index(n)]
