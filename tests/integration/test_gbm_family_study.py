@@ -165,8 +165,8 @@ def test_ensemble_method_sets_the_weights_the_ensemble_and_its_card_use(mixed_st
         info = json.loads((ens_dir / "ensemble.json").read_text())
         assert info["method"] == method
         weights = [m["weight"] for m in info["members"]]
-        if method == "mean":
-            assert weights == [0.5, 0.5]
+        if method == "mean":  # two trials and the fingerprint baseline
+            assert weights == pytest.approx([1 / 3] * 3)
             assert info["r2_ensemble"] == pytest.approx(info["r2_mean"])
         assert sum(weights) == pytest.approx(1.0)
         assert load_ensemble(ens_dir).weights.tolist() == pytest.approx(weights)
@@ -174,5 +174,50 @@ def test_ensemble_method_sets_the_weights_the_ensemble_and_its_card_use(mixed_st
         run_tune("export-best", path, "--out", out, cwd=root)  # the study file still says caruana: export rebuilds
         card = (out / "MODEL_CARD.md").read_text()
         assert "- method: caruana" in card and "greedy forward selection with replacement (Caruana" in card
+    finally:
+        build_study_ensemble(spec, spec.storage_url(None))  # the module's other tests see the study's own
+
+
+def test_the_fingerprint_baseline_competes_for_weight_on_rows_it_never_saw(mixed_study):
+    """ensemble.baseline_member: the untuned fingerprint GBM's column is fitted on the fold's training rows (not on
+    the validation rows it is weighted on), its member is refit on train + validation, and turning it off leaves
+    the trials alone and makes the next ensure_ensemble rebuild."""
+    import numpy as np
+    import pandas as pd
+
+    from yieldtune.ensemble.auto import BASELINE_MEMBER, build_study_ensemble, ensure_ensemble
+    from yieldtune.ensemble.format import load_ensemble
+    from yieldtune.metrics import r2_score
+    from yieldtune.study.datasets import prepare_folds
+    from yieldtune.train.baseline import fit_baseline
+
+    root, path = mixed_study
+    spec, _ = _study(path)
+    assert spec.ensemble.baseline_member  # the default
+    mean = spec.model_copy(update={"ensemble": spec.ensemble.model_copy(update={"method": "mean"})})
+    off = spec.model_copy(update={"ensemble": spec.ensemble.model_copy(update={"baseline_member": False})})
+    data = prepare_folds(spec)
+    (train, val), = data.folds
+    honest, _ = fit_baseline(train, cache_dir=spec.cache_dir).predict(val.reactions)
+    in_sample, _ = fit_baseline(data.train_all, cache_dir=spec.cache_dir).predict(val.reactions)
+    assert r2_score(val.yields, in_sample) > r2_score(val.yields, honest) + 0.05  # the two fits are told apart
+    try:
+        ens_dir = build_study_ensemble(mean, mean.storage_url(None))
+        info = json.loads((ens_dir / "ensemble.json").read_text())
+        member = next(m for m in info["members"] if m["name"] == BASELINE_MEMBER)
+        assert member["family"] == "gbm" and member["baseline"] is True
+        assert member["weight"] == pytest.approx(1 / 3) == info["baseline_member"]["weight"]
+        assert info["baseline_member"]["r2"] == pytest.approx(r2_score(val.yields, honest))
+        hold = pd.read_csv(ens_dir / "holdout_predictions.csv", dtype={"id": str}).set_index("id")
+        assert hold.loc[[str(i) for i in val.ids], BASELINE_MEMBER].to_numpy() == pytest.approx(honest, abs=1e-5)
+        saved = next(m for m in load_ensemble(ens_dir).members if m.name == BASELINE_MEMBER)
+        np.testing.assert_allclose(saved.predictor.predict(val.reactions)[0], in_sample, atol=1e-6)  # the refit
+
+        ens_dir = build_study_ensemble(off, off.storage_url(None))
+        info = json.loads((ens_dir / "ensemble.json").read_text())
+        assert "baseline_member" not in info and BASELINE_MEMBER not in {m["name"] for m in info["members"]}
+        assert BASELINE_MEMBER not in pd.read_csv(ens_dir / "holdout_predictions.csv").columns
+        ensure_ensemble(spec, spec.storage_url(None))  # the study file asks for the baseline: rebuilt
+        assert "baseline_member" in json.loads((ens_dir / "ensemble.json").read_text())
     finally:
         build_study_ensemble(spec, spec.storage_url(None))  # the module's other tests see the study's own

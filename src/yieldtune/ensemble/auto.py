@@ -6,7 +6,9 @@ selection with replacement (Caruana et al. 2004) on the validation predictions o
 models (trained on the training split only, uploaded by each trial as ``artifact:val_predictions``),
 one column per member configuration. Each configuration's weight is then split evenly over its
 seed refits. Members of every model family compete in the same selection (``r2_best_by_family`` and
-``weight_by_family`` record how each family fared). The recorded validation metrics (``r2_ensemble``,
+``weight_by_family`` record how each family fared); with ``ensemble.baseline_member`` so does the untuned
+fingerprint GBM of ``tune bench baseline``, fitted on each fold's training rows for its column and refit on
+train + validation as a member where it gets weight. The recorded validation metrics (``r2_ensemble``,
 ``r2_mean``, ``r2_best_member``) are those of the trial models, i.e. honest estimates for the refit
 ensemble, not training-set scores.
 """
@@ -115,12 +117,31 @@ def holdout_matrix(frames: list, names: list[str]) -> tuple[list[str], np.ndarra
     return ids, base["y_true"].to_numpy(np.float64), np.column_stack(cols)
 
 
-def trials_holdout(study, trials: dict, numbers: list[int], store) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The validation predictions of these trials' own models, aligned: (ids, y_true, predictions[n, trials])."""
+def trials_holdout(study, trials: dict, numbers: list[int], store,
+                   extra: tuple = ()) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The validation predictions of these trials' own models, then of the ``extra`` (name, frame) pairs, aligned:
+    (ids, y_true, predictions[n, trials + extra])."""
     from yieldtune.study.artifacts import download_val_predictions
 
     frames = [download_val_predictions(study, trials[n], store=store) for n in numbers]
-    return holdout_matrix(frames, [f"trial {n}" for n in numbers])
+    return holdout_matrix(frames + [f for _, f in extra], [f"trial {n}" for n in numbers] + [n for n, _ in extra])
+
+
+BASELINE_MEMBER = "fingerprint_gbm"
+
+
+def baseline_holdout(spec: "StudySpec", data) -> Any:
+    """The fingerprint baseline's validation predictions (``id, y_true, y_pred``), fitted on each fold's training
+    rows as a trial's model is, so its weight is chosen on rows it never saw, beside the trials'."""
+    import pandas as pd
+
+    from yieldtune.train.baseline import fit_baseline
+
+    frames = []
+    for train, val in data.folds:
+        pred, _ = fit_baseline(train, cache_dir=spec.cache_dir).predict(val.reactions)
+        frames.append(pd.DataFrame({"id": list(val.ids), "y_true": val.yields, "y_pred": pred}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -> Path:
@@ -128,6 +149,7 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
     import pandas as pd
 
     from yieldtune.study.artifacts import artifact_store_for, download_predictor_dir
+    from yieldtune.study.datasets import prepare_folds
     from yieldtune.study.service import ensure_study_uid, load_study, study_identity
 
     refit = load_refit_study(spec, storage_url, storage)
@@ -146,13 +168,17 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
     for entry in state.plan:
         if entry["source_trial"] not in sources:
             sources.append(int(entry["source_trial"]))
-    ids, y, preds = trials_holdout(main, trials, sources, store)
+    data = prepare_folds(spec) if spec.ensemble.baseline_member else None
+    # the untuned fingerprint GBM competes for weight as one more column, beside the trials
+    extra = (("the fingerprint baseline", baseline_holdout(spec, data)),) if data is not None else ()
+    ids, y, preds = trials_holdout(main, trials, sources, store, extra)
     metric = spec.objective.metric
     rounds = spec.ensemble.rounds
     method = spec.ensemble.method
     res = WEIGHTINGS[method].select(preds, y, rounds=rounds, score=SELECTION_SCORES[metric])
     weight_of = {n: float(w) for n, w in zip(sources, res.weights)}
     r2_of = {n: r2_score(y, preds[:, j]) for j, n in enumerate(sources)}
+    path_names = [*sources, BASELINE_MEMBER]
     ens_pred = preds @ res.weights
     mean_pred = preds.mean(axis=1)
 
@@ -184,6 +210,18 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
                                  "trial_value": entry.get("value"), "params": entry.get("params", {})},
                                 src_dir))
                 holdout[name] = preds[:, sources.index(n)]
+        baseline_info = {}
+        if data is not None:
+            from yieldtune.train.baseline import fit_baseline
+
+            j = len(sources)
+            baseline_info = {"baseline_member": {"weight": float(res.weights[j]), "r2": r2_score(y, preds[:, j])}}
+            if res.weights[j] > 0:  # refit on train + validation, as the trials' refits are
+                members.append(({"name": BASELINE_MEMBER, "family": "gbm", "baseline": True,
+                                 "weight": float(res.weights[j]), "r2": baseline_info["baseline_member"]["r2"],
+                                 "what": "the fingerprint LightGBM of tune bench baseline, untuned, on train + "
+                                         "validation"}, fit_baseline(data.train_all, cache_dir=spec.cache_dir)))
+                holdout[BASELINE_MEMBER] = preds[:, j]
         holdout["ensemble"] = ens_pred
         info = {
             "format": "yieldtune-ensemble/1",
@@ -197,8 +235,9 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
             "r2_best_by_family": best_by_family,
             "weight_by_family": weight_by_family,
             "weights_by_trial": {str(n): weight_of[n] for n in sources},
-            "selection": {"rounds": rounds, "path": [sources[j] for j in res.selection],
-                          "score": res.score, "best_single_trial": sources[res.best_single]},
+            **baseline_info,
+            "selection": {"rounds": rounds, "path": [path_names[j] for j in res.selection],
+                          "score": res.score, "best_single_trial": path_names[res.best_single]},
             "tta": int(spec.ensemble.tta),
             "n_holdout": len(ids),
             "holdout": "validation rows; predictions of the source trial models (trained without these rows). "
@@ -255,9 +294,11 @@ def ensemble_progress(spec: "StudySpec", storage_url: str, study=None) -> dict[s
 
 
 def same_weighting(info: dict[str, Any], spec: "StudySpec") -> bool:
-    """Whether a built ensemble was weighted as the study file now says (``ensemble.method`` and ``rounds``)."""
+    """Whether a built ensemble was weighted as the study file now says (``ensemble.method``, ``rounds`` and
+    ``baseline_member``)."""
     return info.get("method") == spec.ensemble.method and \
-        info.get("selection", {}).get("rounds") == spec.ensemble.rounds
+        info.get("selection", {}).get("rounds") == spec.ensemble.rounds and \
+        ("baseline_member" in info) == spec.ensemble.baseline_member
 
 
 def ensure_ensemble(spec: "StudySpec", storage_url: str, *, storage=None, rebuild: bool = False) -> Path:

@@ -245,6 +245,7 @@ class EnsembleSpec(BaseModel):
     params; ``"none"``: any) are refit on train+validation with ``seeds`` seeds each; weights come from
     the trials' validation predictions by ``method`` (ensemble.selection.WEIGHTINGS): greedy selection with
     replacement (``rounds`` steps), the same averaged over bootstrap resamples of the rows, or the plain mean.
+    With ``baseline_member`` the untuned fingerprint GBM is one more candidate of that weighting.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -263,6 +264,10 @@ class EnsembleSpec(BaseModel):
                             "that scored best on its trial's validation rows; full = the trial's whole schedule "
                             "(train.epochs, unset: by the refit's rows; gbm.n_rounds), as the single model trains "
                             "(README Round 8: lower on the Test3/Test4 studies). Read when the refits are queued")
+    baseline_member: bool = Field(
+        True, description="the fingerprint LightGBM of tune bench baseline (untuned) competes for weight beside "
+                          "the trials, fitted on each validation fold's training rows, and joins refit on "
+                          "train+validation where it gets any (README Round 9)")
 
 
 class StudySpec(_Strict):
