@@ -116,7 +116,11 @@ def test_bench_ensemble_builds_and_scores_on_test_then_validation(root):
                 "r2_trials_bagged", "r2_trials_mean", "r2_ensemble_minus_best_single", "r2_baseline",
                 "r2_ensemble_minus_baseline"):
         assert isinstance(rec[key], float) and math.isfinite(rec[key]), key
-    assert len(rec["members"]) == 2 and abs(sum(m["weight"] for m in rec["members"]) - 1) < 1e-6
+    baseline = [m for m in rec["members"] if m["name"] == "fingerprint_gbm"]  # a member where it got weight
+    assert len(rec["members"]) == 2 + len(baseline) and abs(sum(m["weight"] for m in rec["members"]) - 1) < 1e-6
+    if not baseline:  # ensemble.baseline_member (the default) weighted it out: the same mixture either way
+        assert rec["r2_ensemble_without_baseline"] == pytest.approx(rec["r2_ensemble"], abs=1e-6)
+    assert math.isfinite(rec["r2_ensemble_without_baseline"])
     assert all(math.isfinite(m["r2"]) for m in rec["members"])
     assert rec["r2_ensemble_minus_best_single"] == pytest.approx(rec["r2_ensemble"] - rec["r2_best_single"], abs=1e-5)
     assert rec["r2_ensemble_minus_baseline"] == pytest.approx(rec["r2_ensemble"] - rec["r2_baseline"], abs=1e-5)

@@ -186,6 +186,7 @@ def test_the_fingerprint_baseline_competes_for_weight_on_rows_it_never_saw(mixed
     import pandas as pd
 
     from yieldtune.ensemble.auto import BASELINE_MEMBER, build_study_ensemble, ensure_ensemble
+    from yieldtune.ensemble.bench import bench_ensemble
     from yieldtune.ensemble.format import load_ensemble
     from yieldtune.metrics import r2_score
     from yieldtune.study.datasets import prepare_folds
@@ -212,6 +213,12 @@ def test_the_fingerprint_baseline_competes_for_weight_on_rows_it_never_saw(mixed
         assert hold.loc[[str(i) for i in val.ids], BASELINE_MEMBER].to_numpy() == pytest.approx(honest, abs=1e-5)
         saved = next(m for m in load_ensemble(ens_dir).members if m.name == BASELINE_MEMBER)
         np.testing.assert_allclose(saved.predictor.predict(val.reactions)[0], in_sample, atol=1e-6)  # the refit
+        # no test split: tune bench ensemble scores the validation mixtures, with and without the baseline's column
+        rec = bench_ensemble(mean, mean.storage_url(None))
+        trial_cols = [m["name"] for m in info["members"] if m["name"] != BASELINE_MEMBER]
+        assert rec["r2_ensemble"] == pytest.approx(info["r2_ensemble"], abs=1e-6)
+        assert rec["r2_ensemble_without_baseline"] == pytest.approx(
+            r2_score(hold["y_true"], hold[trial_cols].mean(axis=1)), abs=1e-4)
 
         ens_dir = build_study_ensemble(off, off.storage_url(None))
         info = json.loads((ens_dir / "ensemble.json").read_text())

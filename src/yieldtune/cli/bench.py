@@ -266,6 +266,8 @@ def bench_ensemble_cmd(study_file, storage, device, as_json) -> None:
     if "r2_baseline" in record:
         click.echo(f"  fingerprint LightGBM baseline (same rows, untuned): {record['r2_baseline']}   ensemble / it: "
                    f"{record['r2_ensemble_over_baseline']}")
+    if "r2_ensemble_without_baseline" in record:
+        click.echo(f"  the same refits weighted without the baseline member: {record['r2_ensemble_without_baseline']}")
     click.echo(f"  best single trial {record['best_trial']}: {record['r2_best_single']}")
     for family, number in record["best_trial_by_family"].items():
         click.echo(f"  best {family} (trial {number}): {record[f'r2_best_{family}']}   ensemble / it: "

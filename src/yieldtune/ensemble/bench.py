@@ -5,7 +5,8 @@ trial's own model (trained on the training split), each refit member (train + va
 and their Caruana-weighted mixture, plus the same two mixtures of the source trial models, which separates
 the gain of ensembling from the gain of refitting on more rows. The fingerprint baseline a chemist would run
 by hand (:mod:`yieldtune.train.baseline`, trained on the same train + validation rows) is scored beside them,
-in the same invocation, as ``r2_baseline``.
+in the same invocation, as ``r2_baseline``; where that baseline is also a member (``ensemble.baseline_member``),
+``r2_ensemble_without_baseline`` scores the same refits weighted without it.
 
 Without one, the refit members cannot be scored honestly (they trained on the validation rows), so the
 figures are those of the trial models' stored validation predictions (which never saw those rows), the
@@ -107,16 +108,24 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
         from yieldtune.train.baseline import fit_baseline
 
         baseline, _ = fit_baseline(data.train_all, cache_dir=spec.cache_dir).predict(rxns)
+        by_method = _weights_by_method(spec, study, trials, sources, store)
+        if "baseline_member" in info:  # the same refits weighted without the baseline (baseline_member = false)
+            alone = dict(zip(sources, by_method[info.get("method", "caruana")]))
+            seeds = {n: sum(m.trial_number == n for m in ens.members) for n in sources}
+            w_alone = np.array([alone.get(m.trial_number, 0.0) / seeds[m.trial_number]
+                                if m.trial_number in alone else 0.0 for m in ens.members])
+            record["r2_ensemble_without_baseline"] = r2_score(y, member_pred @ w_alone)
         record.update({
             "eval": "test", "n_eval": len(y),
             "r2_baseline": r2_score(y, baseline),
             "r2_best_single": r2_score(y, trial_pred[best.number]),
             **{f"r2_best_{fam}": r2_score(y, trial_pred[n]) for fam, n in best_of_family.items()},
             "r2_ensemble": r2_score(y, member_pred @ w),
-            "r2_mean": r2_score(y, member_pred.mean(axis=1)),
+            "r2_mean": r2_score(y, np.mean(configuration_columns(ens.members, member_pred, sources) + (
+                [baseline] if "baseline_member" in info else []), axis=0)),
             "r2_best_member": max(r2_score(y, member_pred[:, j]) for j in range(member_pred.shape[1])),
             **{f"r2_trials_{method}": r2_score(y, trials_matrix @ w)
-               for method, w in _weights_by_method(spec, study, trials, sources, store).items()},
+               for method, w in by_method.items()},
             "members": members,
             "trials": [{"trial": n, "weight": _round(float(wt)), "r2": _round(r2_score(y, trial_pred[n]))}
                        for n, wt in zip(sources, w_trials)],
@@ -128,12 +137,17 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
         _, y, preds = trials_holdout(study, trials, numbers, store)
         col = {n: preds[:, j] for j, n in enumerate(numbers)}
         trials_matrix = np.column_stack([col[n] for n in sources])
+        r2_ensemble = r2_score(y, trials_matrix @ w_trials)
+        if "baseline_member" in info:  # its column was weighted with the trials': ensemble.json has that mixture's R²
+            alone = _weights_by_method(spec, study, trials, sources, store)[info.get("method", "caruana")]
+            record["r2_ensemble_without_baseline"] = r2_score(y, trials_matrix @ alone)
+            r2_ensemble = float(info["r2_ensemble"])
         record.update({
             "eval": "validation", "n_eval": len(y),
             "r2_best_single": r2_score(y, col[best.number]),
             **{f"r2_best_{fam}": r2_score(y, col[n]) for fam, n in best_of_family.items()},
-            "r2_ensemble": r2_score(y, trials_matrix @ w_trials),
-            "r2_mean": r2_score(y, trials_matrix.mean(axis=1)),
+            "r2_ensemble": r2_ensemble,
+            "r2_mean": float(info["r2_mean"]) if "baseline_member" in info else r2_score(y, trials_matrix.mean(axis=1)),
             "r2_best_member": max(r2_score(y, col[n]) for n in sources),
             "members": [{"name": f"trial{n}", "family": trial_family(trials[n]), "trial": n, "seed": None,
                          "weight": _round(float(wt)), "r2": _round(r2_score(y, col[n]))}
@@ -152,6 +166,12 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
         record[f"r2_ensemble_over_{name}"] = None if other is None or ensemble is None or other <= 0 else \
             round(ensemble / other, 4)
     return record
+
+
+def configuration_columns(members, member_pred: np.ndarray, sources: list[int]) -> list[np.ndarray]:
+    """Per source trial, the mean of its seed refits' predictions: the columns ``r2_mean`` averages, one per
+    member configuration as in ``ensemble.json``."""
+    return [member_pred[:, [j for j, m in enumerate(members) if m.trial_number == n]].mean(axis=1) for n in sources]
 
 
 def _weights_by_method(spec: "StudySpec", study, trials: dict, sources: list[int], store) -> dict[str, np.ndarray]:
