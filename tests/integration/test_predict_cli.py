@@ -109,8 +109,9 @@ def test_refuses_a_model_dir_that_is_not_one(tmp_path, model_dir):
 
 
 def test_predict_accepts_a_tune_train_out_directory(tmp_path):
-    """`tune train --out DIR` saves metrics.json, the predictor in DIR/model/ and its mean with the fingerprint
-    GBM in DIR/ensemble/; `tune predict DIR` takes DIR and predicts with the mean (--no-blend-gbm: the model)."""
+    """`tune train --out DIR` saves metrics.json, the predictor in DIR/model/ and its mean with the blend's
+    GBMs in DIR/ensemble/; `tune predict DIR` takes DIR and predicts with the mean (--no-blend-gbm: the model),
+    computing each GBM's features (DRFP among them) in the fresh process."""
     from yieldtune.data.synth import write_synthetic_plate
 
     plate = write_synthetic_plate(tmp_path / "plate.csv", n=40)

@@ -11,7 +11,7 @@ import click
 from yieldtune.cli._common import device_option, json_option
 from yieldtune.files import atomic_path, write_atomic
 
-BLEND_GBM_DEFAULT = True  # README Round 8: the mean with the fingerprint GBM, chosen on --select-on hold-outs
+BLEND_GBM_DEFAULT = True  # README Rounds 8 and 9: the mean with fixed LightGBMs, chosen on --select-on hold-outs
 
 
 def data_options(f):
@@ -76,13 +76,14 @@ def config_options(f):
 @click.option("--out", "out_dir", default="runs/train", show_default=True, type=click.Path(file_okay=False),
               help="Directory for metrics.json and the trained predictor.")
 @click.option("--blend-gbm/--no-blend-gbm", "blend_gbm", default=BLEND_GBM_DEFAULT, show_default=True,
-              help="Also train the fingerprint LightGBM of `tune bench baseline` on the same rows and save the "
-                   "two averaged in OUT/ensemble, which `tune predict OUT FILE` then uses (README Round 8).")
+              help="Also train the untuned LightGBM of `tune bench baseline` on Morgan sums and on DRFP, on the "
+                   "same rows, and save the mean of the three in OUT/ensemble, which `tune predict OUT FILE` then "
+                   "uses (README Rounds 8 and 9).")
 @json_option
 def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_split, train_rows, config_path,
               overrides, device, cache_dir, out_dir, blend_gbm, as_json) -> None:
     """Train one configuration and save metrics.json plus the predictor into --out (with --blend-gbm also the
-    predictor averaged with the fingerprint GBM, in --out/ensemble)."""
+    predictor averaged with the blend's LightGBMs, in --out/ensemble)."""
     from yieldtune.config import load_run_config
     from yieldtune.data import VALIDATION_SPLITS, split_first_n
     from yieldtune.data.load import require_varying_target
@@ -122,20 +123,19 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
     if test is not None and test.has_targets:
         test_pred, _ = result.predictor.predict(test)
         summary["test"] = {"n": len(test), **regression_metrics(test.yields, test_pred)}
-    gbm = None
+    gbms = None
     if blend_gbm:
-        from yieldtune.ensemble.blend import blend_metrics
-        from yieldtune.train.baseline import fit_baseline
+        from yieldtune.ensemble.blend import blend_metrics, fit_blend_gbms
 
-        gbm = fit_baseline(train, cache_dir=cache_dir)  # as tune bench baseline fits it (deterministic)
-        summary["blend"] = blend_metrics(gbm, ((val, result.val_predictions), (test, test_pred)))
+        gbms = fit_blend_gbms(train, cache_dir=cache_dir)  # as tune bench baseline fits them (deterministic)
+        summary["blend"] = blend_metrics(gbms, ((val, result.val_predictions), (test, test_pred)))
     out = Path(out_dir)
     result.predictor.save(out / TRAIN_MODEL_SUBDIR)
     summary["model_dir"] = str(out / TRAIN_MODEL_SUBDIR)
-    if gbm is not None:
+    if gbms is not None:
         from yieldtune.ensemble.blend import save_blend
 
-        summary["ensemble_dir"] = str(save_blend(out, result.predictor, gbm, metrics=summary["blend"]))
+        summary["ensemble_dir"] = str(save_blend(out, result.predictor, gbms, metrics=summary["blend"]))
     write_atomic(out / "metrics.json", json.dumps(summary, indent=2))
 
     if as_json:
@@ -155,9 +155,8 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
         t = summary["test"]
         tbl.add_row("test", str(t["n"]), f"{t['r2']:.4f}", f"{t['mae']:.4f}", f"{t['rmse']:.4f}")
     for split, figures in (summary.get("blend") or {}).items():
-        for who in ("gbm", "mean"):
-            m = figures[who]
-            tbl.add_row(f"{split}, {'fingerprint GBM' if who == 'gbm' else 'mean with it'}", str(m["n"]),
+        for who, m in figures.items():  # each GBM, then the mean of the model and them (the saved blend)
+            tbl.add_row(f"{split}, {'the blend' if who == 'mean' else who}", str(m["n"]),
                         f"{m['r2']:.4f}", f"{m['mae']:.4f}", f"{m['rmse']:.4f}")
     console = Console()
     console.print(tbl)

@@ -1,7 +1,10 @@
-"""A trained model averaged with the fingerprint LightGBM baseline (``tune train --blend-gbm``).
+"""A trained model averaged with fixed LightGBMs (``tune train --blend-gbm``).
 
-On molecules the training rows lack the mean of the two families beats each alone (README Round 8), so it is
-saved as a two-member ensemble next to the model, in the format ``tune predict`` reads.
+On molecules the training rows lack the mean of the two families beats each alone (README Round 8), and the
+mean with two LightGBMs, on Morgan sums (the fingerprint baseline) and on DRFP, beats the mean with the
+baseline alone (Round 9). Each GBM is the baseline's untuned LightGBM (:mod:`yieldtune.train.baseline`) on
+its own feature blocks; the blend is saved as an ensemble next to the model, in the format ``tune predict``
+reads.
 """
 
 from __future__ import annotations
@@ -19,35 +22,48 @@ from yieldtune.ensemble.format import (
 )
 from yieldtune.metrics import regression_metrics
 
-BLEND_MEMBERS = ("transformer", "fingerprint_gbm")
+MODEL_MEMBER = "transformer"
+# the blend's GBMs: member name -> feature blocks of the baseline's LightGBM (the first is the baseline itself)
+BLEND_GBMS: dict[str, str] = {"fingerprint_gbm": "morgan", "drfp_gbm": "drfp"}
+MEAN = "mean"
 
 
-def blend_predictions(model_pred, gbm_pred) -> np.ndarray:
-    """The plain mean of the two families' predictions (float64): what the saved blend predicts, and what
-    ``tune bench baseline`` scores as ``mean_with_baseline``."""
-    return (np.asarray(model_pred, np.float64) + np.asarray(gbm_pred, np.float64)) / 2.0
+def fit_blend_gbms(train, *, cache_dir=None) -> dict[str, Any]:
+    """Each blend GBM fitted on ``train``, by member name (deterministic: the same rows give the same GBMs)."""
+    from yieldtune.train.baseline import fit_baseline
+
+    return {name: fit_baseline(train, blocks=blocks, cache_dir=cache_dir) for name, blocks in BLEND_GBMS.items()}
 
 
-def blend_metrics(gbm: Any, held_out) -> dict[str, Any]:
-    """Held-out metrics of the fingerprint GBM and of its mean with the model: per split ("val", "test") of
-    ``held_out`` ((table, the model's predictions) pairs) that has both."""
+def blend_predictions(model_pred, *gbm_preds) -> np.ndarray:
+    """The plain mean of the model's and the GBMs' predictions (float64): what the saved blend predicts, and
+    what ``tune bench baseline --model`` scores as ``blend``."""
+    return np.mean([np.asarray(p, np.float64) for p in (model_pred, *gbm_preds)], axis=0)
+
+
+def blend_metrics(gbms: dict[str, Any], held_out) -> dict[str, Any]:
+    """Held-out metrics of each GBM and of the blend: per split ("val", "test") of ``held_out`` ((table, the
+    model's predictions) pairs) that has both."""
     out = {}
     for split, (table, model_pred) in zip(("val", "test"), held_out):
         if table is None or model_pred is None:
             continue
-        gbm_pred, _ = gbm.predict(table.reactions)
-        out[split] = {who: {"n": len(table), **regression_metrics(table.yields, pred)}
-                      for who, pred in (("gbm", gbm_pred), ("mean", blend_predictions(model_pred, gbm_pred)))}
+        preds = {name: gbm.predict(table.reactions)[0] for name, gbm in gbms.items()}
+        preds[MEAN] = blend_predictions(model_pred, *preds.values())
+        out[split] = {who: {"n": len(table), **regression_metrics(table.yields, pred)} for who, pred in preds.items()}
     return out
 
 
-def save_blend(out_dir: str | Path, model: Any, gbm: Any, *, metrics: dict[str, Any] | None = None) -> Path:
-    """Write ``out_dir/ensemble``: ``model`` and ``gbm`` with weight 1/2 each, a SHA-256 manifest, ``metrics``
-    (the held-out figures of each and of the mean) in ensemble.json. Atomic: all of it or nothing."""
+def save_blend(out_dir: str | Path, model: Any, gbms: dict[str, Any], *,
+               metrics: dict[str, Any] | None = None) -> Path:
+    """Write ``out_dir/ensemble``: ``model`` and the ``gbms`` with equal weights, a SHA-256 manifest,
+    ``metrics`` (the held-out figures of each and of the mean) in ensemble.json. Atomic: all of it or nothing."""
     target = Path(out_dir) / TRAIN_BLEND_SUBDIR
-    members = [({"name": BLEND_MEMBERS[0], "family": "transformer", "weight": 0.5}, model),
-               ({"name": BLEND_MEMBERS[1], "family": "gbm", "weight": 0.5,
-                 "what": "the fingerprint LightGBM of tune bench baseline, on the same rows"}, gbm)]
+    weight = 1.0 / (1 + len(gbms))
+    members = [({"name": MODEL_MEMBER, "family": "transformer", "weight": weight}, model)]
+    members += [({"name": name, "family": "gbm", "weight": weight,
+                  "what": f"the untuned LightGBM of tune bench baseline on {BLEND_GBMS.get(name, name)}, same rows"},
+                 gbm) for name, gbm in gbms.items()]
     info = {"format": "yieldtune-ensemble/1", "method": "mean", "source": "tune train --blend-gbm",
             **({"metrics": metrics} if metrics else {})}
     with atomic_directory(target, force=True) as tmp:
@@ -56,4 +72,5 @@ def save_blend(out_dir: str | Path, model: Any, gbm: Any, *, metrics: dict[str, 
     return target
 
 
-__all__ = ["BLEND_MEMBERS", "blend_metrics", "blend_predictions", "save_blend"]
+__all__ = ["BLEND_GBMS", "MEAN", "MODEL_MEMBER", "blend_metrics", "blend_predictions", "fit_blend_gbms",
+           "save_blend"]

@@ -18,24 +18,27 @@ from yieldtune.metrics import regression_metrics
 from yieldtune.model.gbm import GBMPredictor, ReactionFeatures
 
 N_TREES = 1500
+BASELINE_BLOCKS = "morgan"
 
 
-def baseline_config(*, radius: int = 2, n_bits: int = 2048, n_trees: int = N_TREES, seed: int = 0) -> RunConfig:
+def baseline_config(*, radius: int = 2, n_bits: int = 2048, n_trees: int = N_TREES, seed: int = 0,
+                    blocks: str = BASELINE_BLOCKS) -> RunConfig:
     """The baseline as a GBM-family configuration (LightGBM's defaults written out), which its saved
-    ``gbm.json`` records."""
+    ``gbm.json`` records; ``blocks`` other than Morgan give the same LightGBM on other features (the blend's
+    DRFP GBM, :mod:`yieldtune.ensemble.blend`)."""
     return RunConfig.model_validate({"family": "gbm", "gbm": {
         "n_rounds": n_trees, "early_stopping_rounds": 0, "learning_rate": 0.1, "num_leaves": 31,
         "min_child_samples": 20, "feature_fraction": 1.0, "bagging_fraction": 1.0, "fp_radius": radius,
-        "fp_bits": n_bits, "blocks": "morgan", "seed": seed, "num_threads": 1}})
+        "fp_bits": n_bits, "blocks": blocks, "seed": seed, "num_threads": 1}})
 
 
 def fit_baseline(train: ReactionTable, *, radius: int = 2, n_bits: int = 2048, n_trees: int = N_TREES,
-                 seed: int = 0, cache_dir: str | None = None) -> GBMPredictor:
+                 seed: int = 0, cache_dir: str | None = None, blocks: str = BASELINE_BLOCKS) -> GBMPredictor:
     """The fitted baseline, a GBM-family predictor (saved and loaded like any GBM member); the features are
-    the GBM family's per-role Morgan sums."""
+    the GBM family's per-role Morgan sums (or ``blocks``)."""
     import lightgbm
 
-    config = baseline_config(radius=radius, n_bits=n_bits, n_trees=n_trees, seed=seed)
+    config = baseline_config(radius=radius, n_bits=n_bits, n_trees=n_trees, seed=seed, blocks=blocks)
     features = ReactionFeatures.for_config(config, cache_dir)
     x = features.transform(train.reactions)
     params = {"objective": "regression", "seed": seed, "num_threads": 1, "verbosity": -1}
@@ -55,4 +58,4 @@ def run_baseline(train: ReactionTable, test: ReactionTable, *, seed: int = 0,
             "seconds": round(time.perf_counter() - t0, 2)}, pred
 
 
-__all__ = ["N_TREES", "baseline_config", "fit_baseline", "run_baseline"]
+__all__ = ["BASELINE_BLOCKS", "N_TREES", "baseline_config", "fit_baseline", "run_baseline"]

@@ -215,10 +215,11 @@ def test_tune_train_trains_on_every_row_for_the_epochs_of_its_data_size_by_defau
     assert summary["config"]["train"]["epochs"] is None and summary["test"]["n"] == 15
 
 
-def test_tune_train_saves_the_model_averaged_with_the_fingerprint_gbm(tmp_path):
+def test_tune_train_saves_the_model_averaged_with_the_blend_gbms(tmp_path):
     from click.testing import CliRunner
 
     from yieldtune.cli.main import main
+    from yieldtune.ensemble.blend import BLEND_GBMS
     from yieldtune.ensemble.format import load_ensemble, read_ensemble_json, verify_manifest
     from yieldtune.metrics import r2_score
 
@@ -234,8 +235,10 @@ def test_tune_train_saves_the_model_averaged_with_the_fingerprint_gbm(tmp_path):
     assert summary["ensemble_dir"] == str(ens_dir)
     verify_manifest(ens_dir)
     info = read_ensemble_json(ens_dir)
+    w = 1 / (1 + len(BLEND_GBMS))
+    assert list(BLEND_GBMS)[0] == "fingerprint_gbm" and len(BLEND_GBMS) >= 2
     assert [(m["name"], m["family"], m["weight"]) for m in info["members"]] == [
-        ("transformer", "transformer", 0.5), ("fingerprint_gbm", "gbm", 0.5)]
+        ("transformer", "transformer", w), *[(name, "gbm", w) for name in BLEND_GBMS]]
     assert info["method"] == "mean" and info["metrics"] == summary["blend"]
 
     from yieldtune.data import infer_spec
@@ -245,11 +248,15 @@ def test_tune_train_saves_the_model_averaged_with_the_fingerprint_gbm(tmp_path):
     blend = load_ensemble(tmp_path / "run")  # a tune train dir: its ensemble/
     model = YieldPredictor.load(tmp_path / "run" / "model")
     mean, _ = blend.predict(test)
-    gbm = load_ensemble(ens_dir).members[1].predictor
-    np.testing.assert_allclose(mean, (model.predict(test)[0] + gbm.predict(test.reactions)[0]) / 2, atol=1e-6)
+    gbms = [m.predictor for m in load_ensemble(ens_dir).members[1:]]
+    gbm_preds = [g.predict(test.reactions)[0] for g in gbms]
+    np.testing.assert_allclose(mean, np.mean([model.predict(test)[0], *gbm_preds], axis=0), atol=1e-6)
+    # each GBM is the baseline's LightGBM on its own blocks (the first: the baseline itself)
+    assert [g.config.gbm.blocks for g in gbms] == list(BLEND_GBMS.values())
+    assert [g.config.gbm.n_rounds for g in gbms] == [1500] * len(gbms)
     assert summary["blend"]["test"]["mean"]["r2"] == pytest.approx(r2_score(test.yields, mean), abs=1e-6)
-    assert summary["blend"]["test"]["gbm"]["r2"] != summary["test"]["r2"]
-    assert set(summary["blend"]) == {"val", "test"}
+    assert summary["blend"]["test"]["fingerprint_gbm"]["r2"] != summary["test"]["r2"]
+    assert set(summary["blend"]["test"]) == {*BLEND_GBMS, "mean"} and set(summary["blend"]) == {"val", "test"}
 
     result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "alone"), "--no-blend-gbm"])
     assert result.exit_code == 0, result.output
