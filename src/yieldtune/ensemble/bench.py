@@ -112,8 +112,8 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
         if "baseline_member" in info:  # the same refits weighted without the baseline (baseline_member = false)
             alone = dict(zip(sources, by_method[info.get("method", "caruana")]))
             seeds = {n: sum(m.trial_number == n for m in ens.members) for n in sources}
-            w_alone = np.array([alone.get(m.trial_number, 0.0) / seeds[m.trial_number]
-                                if m.trial_number in alone else 0.0 for m in ens.members])
+            w_alone = np.array([alone[m.trial_number] / seeds[m.trial_number] if m.trial_number in alone else 0.0
+                                for m in ens.members])
             record["r2_ensemble_without_baseline"] = r2_score(y, member_pred @ w_alone)
         record.update({
             "eval": "test", "n_eval": len(y),
