@@ -131,10 +131,10 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
 
     from yieldtune.config import load_run_config
     from yieldtune.data import VALIDATION_SPLITS, split_by_molecules, split_first_n
-    from yieldtune.ensemble.blend import BLEND_GBMS, blend_predictions
+    from yieldtune.ensemble.blend import BASELINE_MEMBER, BLEND_GBMS, blend_predictions
     from yieldtune.errors import ConfigError
     from yieldtune.metrics import regression_metrics
-    from yieldtune.train.baseline import BASELINE_BLOCKS, fit_baseline, run_baseline
+    from yieldtune.train.baseline import fit_baseline, run_baseline
     from yieldtune.train.trainer import Trainer
 
     if (train_rows is None) == (test_file is None):
@@ -161,9 +161,9 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
     summary = {"summary": True, "data": str(data), **scored_on, "baseline_test_r2": base["test"]["r2"]}
     if with_model:
         # what tune train saves: the model averaged with the blend's GBMs, the baseline (fitted above) among them
-        gbm_preds = [base_pred if blocks == BASELINE_BLOCKS else
+        gbm_preds = [base_pred if name == BASELINE_MEMBER else
                      fit_baseline(train, blocks=blocks, cache_dir=cache_dir).predict(test.reactions)[0]
-                     for blocks in BLEND_GBMS.values()]
+                     for name, blocks in BLEND_GBMS.items()]
         r2s, blend_r2s, with_base_r2s = [], [], []
         for seed in seed_list:
             cfg = config.with_overrides({"train.seed": seed})

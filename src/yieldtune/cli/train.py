@@ -154,9 +154,11 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
     if summary["test"]:
         t = summary["test"]
         tbl.add_row("test", str(t["n"]), f"{t['r2']:.4f}", f"{t['mae']:.4f}", f"{t['rmse']:.4f}")
+    from yieldtune.ensemble.blend import MEAN
+
     for split, figures in (summary.get("blend") or {}).items():
         for who, m in figures.items():  # each GBM, then the mean of the model and them (the saved blend)
-            tbl.add_row(f"{split}, {'the blend' if who == 'mean' else who}", str(m["n"]),
+            tbl.add_row(f"{split}, {'the blend' if who == MEAN else who}", str(m["n"]),
                         f"{m['r2']:.4f}", f"{m['mae']:.4f}", f"{m['rmse']:.4f}")
     console = Console()
     console.print(tbl)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from yieldtune.ensemble import format as fmt
+from yieldtune.ensemble.blend import BASELINE_MEMBER
 from yieldtune.ensemble.refit import (
     enqueue_refits,
     load_refit_study,
@@ -125,9 +126,6 @@ def trials_holdout(study, trials: dict, numbers: list[int], store,
 
     frames = [download_val_predictions(study, trials[n], store=store) for n in numbers]
     return holdout_matrix(frames + [f for _, f in extra], [f"trial {n}" for n in numbers] + [n for n, _ in extra])
-
-
-BASELINE_MEMBER = "fingerprint_gbm"
 
 
 def baseline_holdout(spec: "StudySpec", data) -> Any:

@@ -105,9 +105,12 @@ def bench_ensemble(spec: "StudySpec", storage_url: str, *, device: str = "cpu",
                     "weight": _round(float(wi)),
                     "r2": _round(r2_score(y, member_pred[:, j]))}
                    for j, (m, wi) in enumerate(zip(ens.members, w))]
+        from yieldtune.ensemble.blend import BASELINE_MEMBER
         from yieldtune.train.baseline import fit_baseline
 
-        baseline, _ = fit_baseline(data.train_all, cache_dir=spec.cache_dir).predict(rxns)
+        names = [m.name for m in ens.members]  # the baseline member is that same fit on train + validation
+        baseline = member_pred[:, names.index(BASELINE_MEMBER)] if BASELINE_MEMBER in names else \
+            fit_baseline(data.train_all, cache_dir=spec.cache_dir).predict(rxns)[0].astype(np.float64)
         by_method = _weights_by_method(spec, study, trials, sources, store)
         if "baseline_member" in info:  # the same refits weighted without the baseline (baseline_member = false)
             alone = dict(zip(sources, by_method[info.get("method", "caruana")]))

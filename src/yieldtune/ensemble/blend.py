@@ -23,8 +23,9 @@ from yieldtune.ensemble.format import (
 from yieldtune.metrics import regression_metrics
 
 MODEL_MEMBER = "transformer"
+BASELINE_MEMBER = "fingerprint_gbm"  # the fingerprint baseline as a member: here and in study ensembles
 # the blend's GBMs: member name -> feature blocks of the baseline's LightGBM (the first is the baseline itself)
-BLEND_GBMS: dict[str, str] = {"fingerprint_gbm": "morgan", "drfp_gbm": "drfp"}
+BLEND_GBMS: dict[str, str] = {BASELINE_MEMBER: "morgan", "drfp_gbm": "drfp"}
 MEAN = "mean"
 
 
@@ -62,7 +63,7 @@ def save_blend(out_dir: str | Path, model: Any, gbms: dict[str, Any], *,
     weight = 1.0 / (1 + len(gbms))
     members = [({"name": MODEL_MEMBER, "family": "transformer", "weight": weight}, model)]
     members += [({"name": name, "family": "gbm", "weight": weight,
-                  "what": f"the untuned LightGBM of tune bench baseline on {BLEND_GBMS.get(name, name)}, same rows"},
+                  "what": f"the untuned LightGBM of tune bench baseline on {gbm.config.gbm.blocks}, same rows"},
                  gbm) for name, gbm in gbms.items()]
     info = {"format": "yieldtune-ensemble/1", "method": "mean", "source": "tune train --blend-gbm",
             **({"metrics": metrics} if metrics else {})}
@@ -72,5 +73,5 @@ def save_blend(out_dir: str | Path, model: Any, gbms: dict[str, Any], *,
     return target
 
 
-__all__ = ["BLEND_GBMS", "MEAN", "MODEL_MEMBER", "blend_metrics", "blend_predictions", "fit_blend_gbms",
-           "save_blend"]
+__all__ = ["BASELINE_MEMBER", "BLEND_GBMS", "MEAN", "MODEL_MEMBER", "blend_metrics", "blend_predictions",
+           "fit_blend_gbms", "save_blend"]
