@@ -292,7 +292,7 @@ def copy_ensemble_files(src: Path, dest: Path) -> None:
 
 
 TRAIN_MODEL_SUBDIR = "model"  # where `tune train --out DIR` saves its predictor (next to metrics.json)
-TRAIN_BLEND_SUBDIR = "ensemble"  # and, with --blend-gbm, that predictor averaged with the fingerprint GBM
+TRAIN_BLEND_SUBDIR = "ensemble"  # and, with --blend-gbm, that predictor averaged with the blend's GBMs
 
 
 def is_single_predictor_dir(directory: Path) -> bool:

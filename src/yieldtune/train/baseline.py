@@ -15,7 +15,7 @@ import numpy as np
 from yieldtune.config import RunConfig
 from yieldtune.data.table import ReactionTable
 from yieldtune.metrics import regression_metrics
-from yieldtune.model.gbm import GBMPredictor, ReactionFeatures
+from yieldtune.model.gbm import GBMPredictor
 
 N_TREES = 1500
 BASELINE_BLOCKS = "morgan"
@@ -35,15 +35,12 @@ def baseline_config(*, radius: int = 2, n_bits: int = 2048, n_trees: int = N_TRE
 def fit_baseline(train: ReactionTable, *, radius: int = 2, n_bits: int = 2048, n_trees: int = N_TREES,
                  seed: int = 0, cache_dir: str | None = None, blocks: str = BASELINE_BLOCKS) -> GBMPredictor:
     """The fitted baseline, a GBM-family predictor (saved and loaded like any GBM member); the features are
-    the GBM family's per-role Morgan sums (or ``blocks``)."""
-    import lightgbm
+    the GBM family's per-role Morgan sums (or ``blocks``). Trained by the GBM family's own :func:`fit_gbm`
+    (no validation rows: exactly ``n_trees`` rounds), so the family and the baseline share one LightGBM call."""
+    from yieldtune.train.gbm import fit_gbm
 
     config = baseline_config(radius=radius, n_bits=n_bits, n_trees=n_trees, seed=seed, blocks=blocks)
-    features = ReactionFeatures.for_config(config, cache_dir)
-    x = features.transform(train.reactions)
-    params = {"objective": "regression", "seed": seed, "num_threads": 1, "verbosity": -1}
-    booster = lightgbm.train(params, lightgbm.Dataset(x, train.yields.astype(np.float64)), num_boost_round=n_trees)
-    return GBMPredictor(booster, config, features)
+    return fit_gbm(config, train, cache_dir=cache_dir).predictor
 
 
 def run_baseline(train: ReactionTable, test: ReactionTable, *, seed: int = 0,
