@@ -261,10 +261,7 @@ def _duplicate_reason(refit: "optuna.Study", trial: "optuna.Trial", pair: tuple[
 def _make_objective(spec: "StudySpec", refit: "optuna.Study", device: str, get_data, summary: RefitSummary):
     import optuna
 
-    from yieldtune.study.liveness import record_first_heartbeat
-
     def objective(trial: "optuna.Trial") -> float:
-        record_first_heartbeat(trial)  # before anything a SIGKILL could interrupt (no zombie refits)
         entry = trial.user_attrs.get(ENTRY_ATTR)
         if not isinstance(entry, dict):  # the queue emptied between our look and optimize's pop
             trial.set_user_attr("skipped", "no refit queued")

@@ -1,4 +1,10 @@
-"""Heartbeats for workers behind the gRPC storage proxy.
+"""Heartbeats from a trial's first moment, and for workers behind the gRPC storage proxy.
+
+Optuna starts a trial's heartbeat thread only after ``study.ask`` has created the trial RUNNING and sampled its
+relative parameters, and ``fail_stale_trials`` never reaps a RUNNING trial that has no heartbeat yet: a worker
+SIGKILLed in that window (seconds with a slow sampler on loaded cores) left a zombie that every other worker
+then waited on. :class:`HeartbeatFromStart` closes it in the storage: the call that makes a trial RUNNING (its
+creation, or the pop of a WAITING trial) writes its first heartbeat at once.
 
 Optuna's gRPC client (:class:`optuna.storages.GrpcStorageProxy`) sends no heartbeats, so a worker that dies
 behind ``tune proxy`` would leave its trial RUNNING for ever. :class:`GrpcStorageWithHeartbeat` adds Optuna's
@@ -29,25 +35,42 @@ logger = logging.getLogger(__name__)
 BEAT_ATTR = "yieldtune:heartbeat"
 
 
+class HeartbeatFromStart:
+    """Storage mixin: a trial gets its first heartbeat in the storage call that makes it RUNNING.
+
+    Covers both ways Optuna's ask starts a trial: ``_create_new_trial`` (RDBStorage, which
+    ``create_new_trial`` and Optuna's cache call) and ``set_trial_state_values(RUNNING)`` (a WAITING trial,
+    enqueued or re-queued, popped). A WAITING trial gets no beat: it would be stale the moment it is popped.
+    """
+
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+        frozen = super()._create_new_trial(study_id, template_trial)
+        if frozen.state == TrialState.RUNNING:
+            self._first_heartbeat(frozen._trial_id)
+        return frozen
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values=None) -> bool:
+        changed = super().set_trial_state_values(trial_id, state=state, values=values)
+        if changed and state == TrialState.RUNNING:
+            self._first_heartbeat(trial_id)
+        return changed
+
+    def _first_heartbeat(self, trial_id: int) -> None:
+        from optuna.storages._heartbeat import is_heartbeat_enabled  # Optuna exports no public name for it
+
+        if is_heartbeat_enabled(self):
+            self.record_heartbeat(trial_id)
+
+
+class HeartbeatRDBStorage(HeartbeatFromStart, optuna.storages.RDBStorage):
+    """Optuna's RDBStorage (SQLite) with the first heartbeat at the start."""
+
+
 def _retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     """Re-queue a stale trial with the ``max_retry`` its own worker announced (its study file's setting)."""
     beat = trial.system_attrs.get(BEAT_ATTR) or {}
     callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=beat.get("max_retry"))
     callback(study, trial)
-
-
-def record_first_heartbeat(trial: optuna.Trial) -> None:
-    """Write the trial's first heartbeat now, from the objective, before it does anything else.
-
-    Optuna's heartbeat thread writes it concurrently, and a RUNNING trial with no heartbeat yet is never
-    stale to ``fail_stale_trials``: a worker SIGKILLed in that window (wide when the cores are loaded) left a
-    zombie that every other worker waited on. The next beats come from Optuna's thread as usual.
-    """
-    from optuna.storages._heartbeat import is_heartbeat_enabled  # Optuna exports no public name for it
-
-    storage = trial.study._storage
-    if is_heartbeat_enabled(storage):
-        storage.record_heartbeat(trial._trial_id)
 
 
 def proxied_heartbeat_age(trial: FrozenTrial) -> float | None:
@@ -58,8 +81,9 @@ def proxied_heartbeat_age(trial: FrozenTrial) -> float | None:
     return max(0.0, time.time() - float(beat["at"]))
 
 
-class GrpcStorageWithHeartbeat(GrpcStorageProxy, BaseHeartbeat):
-    """Optuna's gRPC client plus heartbeats carried as a trial system attribute through the proxy."""
+class GrpcStorageWithHeartbeat(HeartbeatFromStart, GrpcStorageProxy, BaseHeartbeat):
+    """Optuna's gRPC client plus heartbeats carried as a trial system attribute through the proxy (the first
+    one as the trial starts)."""
 
     def __init__(self, *, host: str, port: int, heartbeat_interval: int, grace_period: int,
                  max_retry: int | None, log: Callable[[str], None] | None = None) -> None:
@@ -68,6 +92,12 @@ class GrpcStorageWithHeartbeat(GrpcStorageProxy, BaseHeartbeat):
         self._log = log if log is not None else logger.warning  # a worker that reaps a trial says so too
         self._announce = {"grace_period": int(grace_period), "max_retry": max_retry}
         self._seen: dict[int, tuple[object, float]] = {}  # trial id -> (last beat seen, when first seen)
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)  # the gRPC client has no _create_new_trial
+        if template_trial is None or template_trial.state == TrialState.RUNNING:
+            self._first_heartbeat(trial_id)
+        return trial_id
 
     def record_heartbeat(self, trial_id: int) -> None:
         import grpc
@@ -144,4 +174,5 @@ def watch_silent_trials(host: str, port: int, *, every: float = 2.0, stop: threa
     return thread
 
 
-__all__ = ["BEAT_ATTR", "GrpcStorageWithHeartbeat", "proxied_heartbeat_age", "watch_silent_trials"]
+__all__ = ["BEAT_ATTR", "GrpcStorageWithHeartbeat", "HeartbeatFromStart", "HeartbeatRDBStorage",
+           "proxied_heartbeat_age", "watch_silent_trials"]

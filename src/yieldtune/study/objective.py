@@ -98,11 +98,8 @@ class StudyObjective:
     def __call__(self, trial: "optuna.Trial") -> float:
         import optuna
 
-        from yieldtune.study.liveness import record_first_heartbeat
-
         self.current = trial
         self.stepped_back = False
-        record_first_heartbeat(trial)
         try:
             self._guard(True)  # a stop requested while the trial was being created ends it here
             self._guard(False)

@@ -21,6 +21,8 @@ import time
 
 import optuna
 
+from yieldtune.study.liveness import HeartbeatFromStart
+
 DEFAULT_RECONNECT_TIMEOUT_S = 300.0
 _BACKOFF_START_S, _BACKOFF_MAX_S = 0.5, 10.0
 
@@ -135,4 +137,9 @@ def _retrying(name: str):
 for _name in _RETRIED:
     setattr(ReconnectingRDBStorage, _name, _retrying(_name))
 
-__all__ = ["DEFAULT_RECONNECT_TIMEOUT_S", "ReconnectingRDBStorage", "is_connection_lost"]
+
+class HeartbeatReconnectingRDBStorage(HeartbeatFromStart, ReconnectingRDBStorage):
+    """:class:`ReconnectingRDBStorage` with the first heartbeat at the trial's start (both writes retried)."""
+
+__all__ = ["DEFAULT_RECONNECT_TIMEOUT_S", "HeartbeatReconnectingRDBStorage", "ReconnectingRDBStorage",
+           "is_connection_lost"]

@@ -182,25 +182,27 @@ def open_storage(
 def _create_rdb_storage(url: str, create_tables: bool, kwargs: dict[str, Any]):
     """RDBStorage, retrying the schema creation two workers may race on against a fresh database.
 
-    Server databases get :class:`ReconnectingRDBStorage`: later calls wait out a lost connection.
+    Server databases get :class:`ReconnectingRDBStorage`: later calls wait out a lost connection. Both kinds
+    write a trial's first heartbeat as it starts (:class:`~yieldtune.study.liveness.HeartbeatFromStart`).
 
     Failures to connect while opening (refused, bad password, no such database) are not retried: the user
     gets one StorageError at once.
     """
     import time
 
-    import optuna
     import sqlalchemy.exc
 
-    from yieldtune.study.reconnect import ReconnectingRDBStorage
+    from yieldtune.study.liveness import HeartbeatRDBStorage
+    from yieldtune.study.reconnect import HeartbeatReconnectingRDBStorage
 
     for attempt in range(4):
         try:
             if url.startswith("sqlite"):  # a local file: no connection to lose, "locked" waits in SQLite
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs_for(url),
-                                                  skip_table_creation=not create_tables, **kwargs)
-            return ReconnectingRDBStorage(url, engine_kwargs=engine_kwargs_for(url),
-                                          skip_table_creation=not create_tables, label=redact_url(url), **kwargs)
+                return HeartbeatRDBStorage(url, engine_kwargs=engine_kwargs_for(url),
+                                           skip_table_creation=not create_tables, **kwargs)
+            return HeartbeatReconnectingRDBStorage(url, engine_kwargs=engine_kwargs_for(url),
+                                                   skip_table_creation=not create_tables, label=redact_url(url),
+                                                   **kwargs)
         except sqlalchemy.exc.OperationalError:
             if not url.startswith("sqlite") or attempt == 3:
                 raise

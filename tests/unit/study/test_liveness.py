@@ -1,4 +1,4 @@
-"""``record_first_heartbeat``: a trial is stale-able from the objective's first line, on a real SQLite storage."""
+"""``HeartbeatFromStart``: a trial can go stale from the moment it is RUNNING, on a real SQLite storage."""
 
 from __future__ import annotations
 
@@ -7,28 +7,47 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from yieldtune.study.liveness import record_first_heartbeat
 from yieldtune.study.storage import open_storage
 
 
-def _running_trial(tmp_path, name):
-    storage = open_storage(f"sqlite:///{tmp_path / name}.db", heartbeat=True, heartbeat_interval=1,
+def _study(tmp_path, name, *, heartbeat=True):
+    storage = open_storage(f"sqlite:///{tmp_path / name}.db", heartbeat=heartbeat, heartbeat_interval=1,
                            grace_period=1, max_retry=0)
-    study = optuna.create_study(study_name=name, storage=storage)
-    return study, study.ask()  # RUNNING; ask starts no heartbeat thread, like a worker killed before its first beat
+    return optuna.create_study(study_name=name, storage=storage)
 
 
-def test_a_trial_killed_before_its_first_beat_is_a_zombie_unless_the_objective_beats_first(tmp_path):
-    silent_study, silent = _running_trial(tmp_path, "silent")
-    beaten_study, beaten = _running_trial(tmp_path, "beaten")
-    record_first_heartbeat(beaten)  # what both objectives do first; then the "worker" dies
+def test_a_trial_abandoned_right_after_ask_is_reaped(tmp_path):
+    """study.ask starts no heartbeat thread: a worker that dies before the objective runs leaves only the
+    beat the storage wrote when it created the trial, so fail_stale_trials reaps it."""
+    study = _study(tmp_path, "asked")
+    trial = study.ask()
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[trial.number].state == TrialState.RUNNING  # fresh: within the grace period
     time.sleep(2.5)  # past the 1 s grace period
-    optuna.storages.fail_stale_trials(silent_study)
-    optuna.storages.fail_stale_trials(beaten_study)
-    assert silent_study.trials[silent.number].state == TrialState.RUNNING  # Optuna never reaps it
-    assert beaten_study.trials[beaten.number].state == TrialState.FAIL
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[trial.number].state == TrialState.FAIL
 
 
-def test_without_heartbeats_it_does_nothing():
-    study = optuna.create_study()  # in memory: no heartbeat interface
-    record_first_heartbeat(study.ask())
+def test_a_waiting_trial_gets_its_first_beat_when_popped(tmp_path):
+    """An enqueued (or re-queued) trial waits without a beat for as long as it takes, is not stale the moment
+    a worker pops it, and goes stale if that worker then dies."""
+    study = _study(tmp_path, "queued")
+    study.enqueue_trial({"x": 1.0})
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[0].state == TrialState.WAITING
+    trial = study.ask()  # pops it: RUNNING with a fresh beat
+    assert trial.number == 0
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[0].state == TrialState.RUNNING
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[0].state == TrialState.FAIL
+
+
+def test_without_heartbeats_no_beat_is_written(tmp_path):
+    study = _study(tmp_path, "silent", heartbeat=False)
+    trial = study.ask()
+    time.sleep(1.5)
+    optuna.storages.fail_stale_trials(study)  # no heartbeat interface: nothing is ever stale
+    assert study.trials[trial.number].state == TrialState.RUNNING
