@@ -1,4 +1,4 @@
-"""Servers the integration tests start: a free port, HTTP GET, ``tune dashboard`` up and down."""
+"""Servers the integration tests start: a free port, HTTP GET, ``tune dashboard`` and ``tune proxy`` up and down."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
+import optuna
 import pytest
 
 from helpers.studyfiles import sigint_default, tune_env
@@ -71,3 +73,34 @@ def stop(proc: subprocess.Popen) -> tuple[int, str]:
     text = log.read_text()
     log.unlink(missing_ok=True)
     return proc.returncode, text
+
+
+def start_proxy(storage_url: str, port: int) -> subprocess.Popen:
+    """``tune proxy --storage URL --port PORT`` in a subprocess, returned once its gRPC server is ready."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "yieldtune.cli.main", "proxy", "--storage", storage_url, "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=tune_env(), preexec_fn=sigint_default)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        client = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
+    try:
+        client.wait_server_ready(timeout=90)
+    except ConnectionError:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"proxy did not come up: {err[-2000:]}")
+    finally:
+        client.close()
+    return proc
+
+
+def stop_proxy(proc: subprocess.Popen) -> tuple[int, str]:
+    """Ctrl-C (a hard kill after 30 s): the exit code and stderr."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return proc.returncode, err

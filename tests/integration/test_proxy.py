@@ -6,14 +6,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import optuna
 import pytest
 from click.testing import CliRunner
 
-from helpers import free_port, sigint_default, tune_env
+from helpers import free_port, start_proxy, stop_proxy, tune_env
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -34,35 +33,6 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def start_proxy(storage_url: str, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "yieldtune.cli.main", "proxy", "--storage", storage_url, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=tune_env(), preexec_fn=sigint_default)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        client = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
-    try:
-        client.wait_server_ready(timeout=90)
-    except ConnectionError:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"proxy did not come up: {err[-2000:]}")
-    finally:
-        client.close()
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> tuple[int, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        _, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-    return proc.returncode, err
-
-
 def run_two_workers_through_proxy(db_url: str, tmp_path: Path) -> None:
     port = free_port()
     proxy = start_proxy(db_url, port)
@@ -80,7 +50,7 @@ def run_two_workers_through_proxy(db_url: str, tmp_path: Path) -> None:
             _, err = w.communicate(timeout=300)
             assert w.returncode == 0, err[-2000:]
     finally:
-        code, err = stop(proxy)
+        code, err = stop_proxy(proxy)
     assert code == 130, err  # Ctrl-C: "interrupted", no traceback
     assert "listening on grpc://127.0.0.1" in err and "Traceback" not in err
 
@@ -170,7 +140,7 @@ def test_tune_workers_through_proxy_then_ensemble_and_report(tmp_path):
             out, _ = w.communicate(timeout=600)
             assert w.returncode == 0, out[-3000:]
     finally:
-        stop(proxy)
+        stop_proxy(proxy)
 
     study = optuna.load_study(study_name="tiny", storage=db_url)
     finished = [t for t in study.trials if t.state.is_finished()]
@@ -248,7 +218,7 @@ def test_sigkilled_worker_behind_proxy_is_failed_and_retried(tmp_path):
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-        code, err = stop(proxy)
+        code, err = stop_proxy(proxy)
 
     trials = optuna.load_study(study_name="killed", storage=db_url).trials
     states = {t.number: t.state for t in trials}
