@@ -8,7 +8,7 @@ MariaDB, and ``tune proxy`` in front of SQLite (there the first beat is a trial 
 
 from __future__ import annotations
 
-import os
+import json
 import signal
 import subprocess
 import sys
@@ -19,15 +19,16 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from helpers import free_port, start_proxy, stop_proxy, tune_env
 from yieldtune.study.storage import open_storage
 
 BEATS = dict(heartbeat_interval=1, grace_period=2, max_retry=1)
 
 _KILLED_AFTER_ASK = textwrap.dedent("""
-    import os, signal, sys
+    import json, os, signal, sys
     import optuna
     from yieldtune.study.storage import open_storage
-    study = optuna.load_study(study_name="ask", storage=open_storage(sys.argv[1], **eval(sys.argv[2])))
+    study = optuna.load_study(study_name="ask", storage=open_storage(sys.argv[1], **json.loads(sys.argv[2])))
     trial = study.ask()
     trial.suggest_float("x", 0.0, 1.0)
     os.kill(os.getpid(), signal.SIGKILL)  # dies before any objective (and Optuna's heartbeat thread) runs
@@ -37,8 +38,6 @@ _KILLED_AFTER_ASK = textwrap.dedent("""
 @pytest.fixture(params=["sqlite", "postgres", "mysql", "grpc"])
 def url(request, tmp_path):
     if request.param == "grpc":
-        from helpers import free_port, start_proxy, stop_proxy
-
         port = free_port()
         proxy = start_proxy(f"sqlite:///{tmp_path / 'ask.db'}", port)
         yield f"grpc://127.0.0.1:{port}"
@@ -51,8 +50,8 @@ def url(request, tmp_path):
 
 def test_a_worker_killed_in_the_ask_window_leaves_no_zombie(url):
     study = optuna.create_study(study_name="ask", storage=open_storage(url, **BEATS))
-    proc = subprocess.run([sys.executable, "-c", _KILLED_AFTER_ASK, url, repr(BEATS)], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.run([sys.executable, "-c", _KILLED_AFTER_ASK, url, json.dumps(BEATS)], capture_output=True,
+                          text=True, timeout=120, env=tune_env())
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     (killed,) = study.get_trials(deepcopy=False)
     assert killed.state == TrialState.RUNNING and "x" in killed.params

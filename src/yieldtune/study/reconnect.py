@@ -141,5 +141,6 @@ for _name in _RETRIED:
 class HeartbeatReconnectingRDBStorage(HeartbeatFromStart, ReconnectingRDBStorage):
     """:class:`ReconnectingRDBStorage` with the first heartbeat at the trial's start (both writes retried)."""
 
+
 __all__ = ["DEFAULT_RECONNECT_TIMEOUT_S", "HeartbeatReconnectingRDBStorage", "ReconnectingRDBStorage",
            "is_connection_lost"]
