@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from yieldtune.chem.featurizers import MoleculeFeaturizer
+from yieldtune.files import open_sqlite_wal
 
 DB_NAME = "features.sqlite"
 _BATCH = 500  # SQLite variables per query stay far below its limit
@@ -37,8 +38,7 @@ class FeatureCache:
 
     def _connect(self) -> sqlite3.Connection:
         self.directory.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=120.0)
-        con.execute("PRAGMA journal_mode=WAL")
+        con = open_sqlite_wal(self.path, timeout_s=120.0)
         con.execute("CREATE TABLE IF NOT EXISTS vectors (namespace TEXT NOT NULL, key TEXT NOT NULL, "
                     "dim INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (namespace, key))")
         return con

@@ -69,18 +69,13 @@ def require_sqlite_file(url: str) -> None:
 
 def _enable_sqlite_wal(url: str) -> None:
     """Switch the database file to WAL (persistent in the file) before Optuna opens it."""
-    import sqlalchemy
+    from yieldtune.files import open_sqlite_wal
 
     path = _sqlite_path(url)
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine = sqlalchemy.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-    finally:
-        engine.dispose()
+    open_sqlite_wal(path, SQLITE_BUSY_TIMEOUT_S).close()
 
 
 def _on_sqlite_connect(dbapi_connection, _record) -> None:

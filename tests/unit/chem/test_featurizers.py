@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import write_locked_sqlite
 from yieldtune.chem.augment import randomize_smiles
 from yieldtune.chem.feature_cache import FeatureCache, canonical_molecules, molecule_features
 from yieldtune.chem.featurizers import FEATURIZERS, RobustScaler, make_featurizer
@@ -123,6 +124,16 @@ def test_concurrent_workers_share_one_cache(tmp_path):
     con = sqlite3.connect(tmp_path / "cache" / "features.sqlite")
     assert con.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == len(MOLS)
     con.close()
+
+
+def test_a_new_cache_file_locked_by_another_worker_is_waited_for(tmp_path):
+    """Several workers opening a fresh cache at once: one holds the write lock while another switches the file
+    to WAL, which SQLite refuses at once; the second waits and both keep their rows."""
+    f = make_featurizer("morgan", radius=2, n_bits=64)
+    with write_locked_sqlite(tmp_path / "features.sqlite", seconds=0.5):
+        x = molecule_features(MOLS, f, cache=FeatureCache(tmp_path))
+    again = FeatureCache(tmp_path)
+    assert np.array_equal(molecule_features(MOLS, f, cache=again), x) and again.misses == 0
 
 
 BLOCK_TRANSFORMERS = textwrap.dedent("""

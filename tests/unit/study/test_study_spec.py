@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from helpers import write_locked_sqlite
 from yieldtune.config import RunConfig
 from yieldtune.errors import ConfigError, StorageError
 from yieldtune.study.pruners import PRUNERS, build_pruner
@@ -226,6 +227,15 @@ def test_sqlite_storage_uses_wal(tmp_path):
         assert conn.execute(sqlalchemy.text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(sqlalchemy.text("PRAGMA busy_timeout")).scalar() >= 10000
     assert storage.get_heartbeat_interval() == 1
+
+
+def test_a_new_sqlite_storage_locked_by_another_worker_is_waited_for(tmp_path):
+    # workers started together on a fresh file: the WAL switch is retried while another holds the write lock
+    path = tmp_path / "locked.db"
+    with write_locked_sqlite(path, seconds=0.5):
+        storage = open_storage(f"sqlite:///{path}", heartbeat_interval=1, grace_period=3)
+    optuna.create_study(storage=storage, study_name="after-lock")
+    assert [s.study_name for s in storage.get_all_studies()] == ["after-lock"]
 
 
 def test_parse_study_spec_from_dict():
