@@ -193,7 +193,8 @@ def lightgbm_params(config: RunConfig, threads: int | None = None) -> dict[str, 
         "num_leaves": g.num_leaves, "min_child_samples": g.min_child_samples,
         "feature_fraction": g.feature_fraction, "bagging_fraction": g.bagging_fraction,
         "bagging_freq": 1 if g.bagging_fraction < 1.0 else 0, "lambda_l1": g.lambda_l1, "lambda_l2": g.lambda_l2,
-        "seed": g.seed, "deterministic": True, "force_col_wise": True, "num_threads": int(threads),
+        "extra_trees": g.extra_trees, "seed": g.seed, "deterministic": True, "force_col_wise": True,
+        "num_threads": int(threads),
         "verbosity": -1,
     }
 

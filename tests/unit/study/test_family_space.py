@@ -129,3 +129,15 @@ def test_shuffle_seed_reorders_rows_before_the_train_rows_split(tmp_path):
     everything = a_train.concat(a_test)
     assert b_train.ids == [everything.ids[i] for i in order[:20]]
     assert b_test.ids == [everything.ids[i] for i in order[20:]]
+
+
+def test_extra_trees_is_searched_and_reaches_lightgbm():
+    from yieldtune.model.gbm import lightgbm_params
+
+    space = _space({"family": "gbm", "gbm_extra_trees": [False, True]})
+    assert "gbm_extra_trees" in space.searched
+    samples, _ = _sample(space, n=12)
+    assert {values["gbm_extra_trees"] for values, _, _ in samples} == {False, True}
+    for values, config, _ in samples:
+        assert config.gbm.extra_trees is values["gbm_extra_trees"]
+        assert lightgbm_params(config, threads=1)["extra_trees"] is values["gbm_extra_trees"]
