@@ -119,7 +119,8 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
     """The fingerprint LightGBM baseline (and with --model the Transformer) on one split: JSON lines.
 
     One line per run (``{"run": "baseline"|"model", "test": {"r2", ...}, "seconds", ...}``), then a summary
-    line with the model's mean and sd test R² over the seeds and its ratio to the baseline's. Each model line
+    line with the model's mean and sd test R² over the seeds and its ratio to the baseline's. With ``--model``
+    a ``blend_gbms`` line gives each of the blend's GBMs' own R², and each model line
     also scores ``blend`` (the model averaged with the blend's GBMs: what ``tune train`` saves) and
     ``mean_with_baseline`` (with the baseline alone, Round 8's blend). With
     ``--select-on F`` every line scores a hold-out of the training rows instead (``"scored_on": "selection"``):
@@ -164,6 +165,8 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
         gbm_preds = [base_pred if name == BASELINE_MEMBER else
                      fit_baseline(train, blocks=blocks, cache_dir=cache_dir).predict(test.reactions)[0]
                      for name, blocks in BLEND_GBMS.items()]
+        click.echo(json.dumps({"run": "blend_gbms", **scored_on, "test_r2": {
+            name: regression_metrics(test.yields, p)["r2"] for name, p in zip(BLEND_GBMS, gbm_preds)}}))
         r2s, blend_r2s, with_base_r2s = [], [], []
         for seed in seed_list:
             cfg = config.with_overrides({"train.seed": seed})

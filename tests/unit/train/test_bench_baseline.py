@@ -29,7 +29,12 @@ def test_baseline_and_model_in_one_invocation(tmp_path):
         "--set", "model.n_layers=1", "--set", "train.epochs=2", "--set", 'model.molecule_features=["morgan"]'])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.strip().splitlines()]
-    assert [x.get("run") for x in lines[:3]] == ["baseline", "model", "model"]
+    assert [x.get("run") for x in lines[:4]] == ["baseline", "blend_gbms", "model", "model"]
+    # each blend GBM's own figure, the baseline's the same as its own line
+    from yieldtune.ensemble.blend import BASELINE_MEMBER, BLEND_GBMS
+
+    gbms = lines.pop(1)["test_r2"]
+    assert list(gbms) == list(BLEND_GBMS) and gbms[BASELINE_MEMBER] == lines[0]["test"]["r2"]
     assert lines[0]["n_train"] == 14 and lines[0]["test"]["n"] == 4
     assert [x["seed"] for x in lines[1:3]] == [0, 1] and lines[1]["molecule_features"] == ["morgan"]
     # by default the model, like the baseline, trains on every training row and keeps its last epoch
@@ -57,7 +62,7 @@ def test_validation_by_held_out_molecules(tmp_path):
         "--set", "model.ffn_dim=32", "--set", "model.n_layers=1", "--set", "train.epochs=1",
         "--set", 'model.molecule_features=["morgan"]', "--set", "model.encoder=none"])
     assert result.exit_code == 0, result.output
-    model = [json.loads(line) for line in result.output.strip().splitlines()][1]
+    model = [json.loads(line) for line in result.output.strip().splitlines()][2]
     assert model["val_split"] == "molecules" and 0 < model["n_val"] < 14
     assert model["val_r2"] is not None
 
@@ -85,10 +90,10 @@ def test_select_on_scores_molecules_held_out_of_the_training_rows(tmp_path):
         "--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.ffn_dim=32",
         "--set", "model.n_layers=1", "--set", "train.epochs=1", "--set", 'model.molecule_features=["morgan"]'])
     assert result.exit_code == 0, result.output
-    base, model, summary = [json.loads(line) for line in result.output.strip().splitlines()]
+    base, gbms, model, summary = [json.loads(line) for line in result.output.strip().splitlines()]
     assert base["n_train"] + base["test"]["n"] == 14 and 0 < base["test"]["n"] < 14
     assert model["test"]["n"] == base["test"]["n"]
-    assert base["scored_on"] == model["scored_on"] == summary["scored_on"] == "selection"
+    assert base["scored_on"] == gbms["scored_on"] == model["scored_on"] == summary["scored_on"] == "selection"
     bad = CliRunner().invoke(cli, ["bench", "baseline", "--data", str(data), "--train-rows", "14",
                                    "--select-on", "1.5"])
     assert bad.exit_code == 2 and "--select-on" in bad.output
