@@ -127,7 +127,8 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
     if blend_gbm:
         from yieldtune.ensemble.blend import blend_metrics, fit_blend_gbms
 
-        gbms = fit_blend_gbms(train, cache_dir=cache_dir)  # as tune bench baseline fits them (deterministic)
+        # as tune bench baseline fits them (deterministic), on the threads the model trained on
+        gbms = fit_blend_gbms(train, cache_dir=cache_dir, threads=0)
         summary["blend"] = blend_metrics(gbms, ((val, result.val_predictions), (test, test_pred)))
     out = Path(out_dir)
     result.predictor.save(out / TRAIN_MODEL_SUBDIR)

@@ -29,11 +29,13 @@ BLEND_GBMS: dict[str, str] = {BASELINE_MEMBER: "morgan", "drfp_gbm": "drfp"}
 MEAN = "mean"
 
 
-def fit_blend_gbms(train, *, cache_dir=None) -> dict[str, Any]:
-    """Each blend GBM fitted on ``train``, by member name (deterministic: the same rows give the same GBMs)."""
+def fit_blend_gbms(train, *, cache_dir=None, threads: int = 1) -> dict[str, Any]:
+    """Each blend GBM fitted on ``train``, by member name (deterministic: the same rows give the same GBMs, on
+    any number of ``threads``; 0: the process's CPU share)."""
     from yieldtune.train.baseline import fit_baseline
 
-    return {name: fit_baseline(train, blocks=blocks, cache_dir=cache_dir) for name, blocks in BLEND_GBMS.items()}
+    return {name: fit_baseline(train, blocks=blocks, cache_dir=cache_dir, threads=threads)
+            for name, blocks in BLEND_GBMS.items()}
 
 
 def blend_predictions(model_pred, *gbm_preds) -> np.ndarray:

@@ -1,8 +1,10 @@
 """The fingerprint baseline every quality claim is measured against: LightGBM on per-role summed Morgan counts.
 
-Untuned on purpose (1,500 trees, LightGBM's defaults otherwise, one thread): a ten-line model a chemist would
-try first. ``tune bench baseline`` trains it on the same split as a Transformer run, in the same invocation,
-so a figure is reported as a ratio to it.
+Untuned on purpose (1,500 trees, LightGBM's defaults otherwise): a ten-line model a chemist would try first.
+It fits on one thread unless told otherwise; LightGBM's deterministic mode gives the same trees on any number
+of threads, so ``tune train`` and study ensembles fit it on their CPU share (``threads=0``). ``tune bench
+baseline`` trains it on the same split as a Transformer run, in the same invocation, so a figure is reported
+as a ratio to it.
 """
 
 from __future__ import annotations
@@ -22,24 +24,26 @@ BASELINE_BLOCKS = "morgan"
 
 
 def baseline_config(*, radius: int = 2, n_bits: int = 2048, n_trees: int = N_TREES, seed: int = 0,
-                    blocks: str = BASELINE_BLOCKS) -> RunConfig:
+                    blocks: str = BASELINE_BLOCKS, threads: int = 1) -> RunConfig:
     """The baseline as a GBM-family configuration (LightGBM's defaults written out), which its saved
     ``gbm.json`` records; ``blocks`` other than Morgan give the same LightGBM on other features (the blend's
-    DRFP GBM, :mod:`yieldtune.ensemble.blend`)."""
+    DRFP GBM, :mod:`yieldtune.ensemble.blend`); ``threads`` 0: the process's CPU share (torch's threads)."""
     return RunConfig.model_validate({"family": "gbm", "gbm": {
         "n_rounds": n_trees, "early_stopping_rounds": 0, "learning_rate": 0.1, "num_leaves": 31,
         "min_child_samples": 20, "feature_fraction": 1.0, "bagging_fraction": 1.0, "fp_radius": radius,
-        "fp_bits": n_bits, "blocks": blocks, "seed": seed, "num_threads": 1}})
+        "fp_bits": n_bits, "blocks": blocks, "seed": seed, "num_threads": threads}})
 
 
 def fit_baseline(train: ReactionTable, *, radius: int = 2, n_bits: int = 2048, n_trees: int = N_TREES,
-                 seed: int = 0, cache_dir: str | None = None, blocks: str = BASELINE_BLOCKS) -> GBMPredictor:
+                 seed: int = 0, cache_dir: str | None = None, blocks: str = BASELINE_BLOCKS,
+                 threads: int = 1) -> GBMPredictor:
     """The fitted baseline, a GBM-family predictor (saved and loaded like any GBM member); the features are
     the GBM family's per-role Morgan sums (or ``blocks``). Trained by the GBM family's own :func:`fit_gbm`
     (no validation rows: exactly ``n_trees`` rounds), so the family and the baseline share one LightGBM call."""
     from yieldtune.train.gbm import fit_gbm
 
-    config = baseline_config(radius=radius, n_bits=n_bits, n_trees=n_trees, seed=seed, blocks=blocks)
+    config = baseline_config(radius=radius, n_bits=n_bits, n_trees=n_trees, seed=seed, blocks=blocks,
+                             threads=threads)
     return fit_gbm(config, train, cache_dir=cache_dir).predictor
 
 

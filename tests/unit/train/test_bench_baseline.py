@@ -97,3 +97,24 @@ def test_select_on_scores_molecules_held_out_of_the_training_rows(tmp_path):
     bad = CliRunner().invoke(cli, ["bench", "baseline", "--data", str(data), "--train-rows", "14",
                                    "--select-on", "1.5"])
     assert bad.exit_code == 2 and "--select-on" in bad.output
+
+
+def test_the_baseline_grows_the_same_trees_on_any_number_of_threads(tmp_path):
+    """LightGBM's deterministic mode: tune train and study ensembles fit the baseline on their CPU share
+    (threads=0) and get the one-thread baseline's predictions, bit for bit."""
+    import numpy as np
+
+    from yieldtune.data.load import load_reactions
+    from yieldtune.data.synth import write_synthetic_plate
+    from yieldtune.data.table import DataSpec
+    from yieldtune.metrics import r2_score
+    from yieldtune.train.baseline import fit_baseline
+
+    write_synthetic_plate(tmp_path / "plate.csv", n=300)
+    table = load_reactions(tmp_path / "plate.csv", DataSpec())
+    train, test = table.subset(range(240)), table.subset(range(240, 300))
+    preds = {threads: fit_baseline(train, n_trees=200, n_bits=256, threads=threads,
+                                   cache_dir=str(tmp_path / "cache")).predict(test.reactions)[0]
+             for threads in (1, 2, 0)}
+    assert r2_score(test.yields, preds[1]) > 0.3  # a model that learned something, not a constant
+    assert np.array_equal(preds[1], preds[2]) and np.array_equal(preds[1], preds[0])
