@@ -127,7 +127,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
     if blend_gbm:
         from yieldtune.ensemble.blend import blend_metrics, fit_blend_gbms
 
-        # as tune bench baseline fits them (deterministic), on the threads the model trained on
+        # as tune bench baseline fits them (deterministic), on threads the rows pay for within the model's share
         gbms = fit_blend_gbms(train, cache_dir=cache_dir, threads=0)
         summary["blend"] = blend_metrics(gbms, ((val, result.val_predictions), (test, test_pred)))
     out = Path(out_dir)

@@ -100,8 +100,8 @@ def test_select_on_scores_molecules_held_out_of_the_training_rows(tmp_path):
 
 
 def test_the_baseline_grows_the_same_trees_on_any_number_of_threads(tmp_path):
-    """LightGBM's deterministic mode: tune train and study ensembles fit the baseline on their CPU share
-    (threads=0) and get the one-thread baseline's predictions, bit for bit."""
+    """LightGBM's deterministic mode: tune train and study ensembles fit the baseline on as many threads as the
+    rows pay for (threads=0) and get the one-thread baseline's predictions, bit for bit."""
     import numpy as np
 
     from yieldtune.data.load import load_reactions
@@ -118,3 +118,13 @@ def test_the_baseline_grows_the_same_trees_on_any_number_of_threads(tmp_path):
              for threads in (1, 2, 0)}
     assert r2_score(test.yields, preds[1]) > 0.3  # a model that learned something, not a constant
     assert np.array_equal(preds[1], preds[2]) and np.array_equal(preds[1], preds[0])
+
+
+def test_baseline_threads_follow_the_rows_within_the_cpu_share():
+    from yieldtune.train.baseline import ROWS_PER_THREAD, baseline_threads
+
+    assert baseline_threads(864, share=2) == 1  # the quick start's plate: thread overhead outweighs the work
+    assert baseline_threads(3058, share=2) == 2 == baseline_threads(20_000, share=2)
+    assert baseline_threads(20_000, share=16) == 20_000 // ROWS_PER_THREAD == 13
+    assert baseline_threads(0, share=4) == 1 and baseline_threads(10**6, share=1) == 1
+    assert baseline_threads(10**6) >= 1  # the process's share: torch's threads

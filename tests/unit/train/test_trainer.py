@@ -254,7 +254,7 @@ def test_tune_train_saves_the_model_averaged_with_the_blend_gbms(tmp_path):
     # each GBM is the baseline's LightGBM on its own blocks (the first: the baseline itself)
     assert [g.config.gbm.blocks for g in gbms] == list(BLEND_GBMS.values())
     assert [g.config.gbm.n_rounds for g in gbms] == [1500] * len(gbms)
-    assert [g.config.gbm.num_threads for g in gbms] == [0] * len(gbms)  # the model's CPU share, not one thread
+    assert [g.config.gbm.num_threads for g in gbms] == [1] * len(gbms)  # 36 rows pay for one thread
     assert summary["blend"]["test"]["mean"]["r2"] == pytest.approx(r2_score(test.yields, mean), abs=1e-6)
     assert summary["blend"]["test"]["fingerprint_gbm"]["r2"] != summary["test"]["r2"]
     assert set(summary["blend"]["test"]) == {*BLEND_GBMS, "mean"} and set(summary["blend"]) == {"val", "test"}
