@@ -189,7 +189,7 @@ class GBMConfig(_Strict):
     lambda_l1: float = Field(0.0, ge=0.0)
     lambda_l2: float = Field(0.0, ge=0.0)
     extra_trees: bool = Field(False, description="LightGBM's extremely randomized trees: one random threshold per "
-                                                 "feature (smoother on count fingerprints of unseen molecules)")
+                                                 "feature and split (on 0/1 columns such as DRFP's: no change)")
     fp_radius: int = Field(2, ge=1, le=6, description="Morgan and DRFP radius")
     fp_bits: int = Field(1024, ge=64, le=16384, description="Morgan and DRFP folded length")
     blocks: str = Field("morgan+rdkit2d+drfp", description="feature blocks, '+'-joined: morgan, rdkit2d, drfp")

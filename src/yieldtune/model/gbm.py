@@ -194,8 +194,7 @@ def lightgbm_params(config: RunConfig, threads: int | None = None) -> dict[str, 
         "feature_fraction": g.feature_fraction, "bagging_fraction": g.bagging_fraction,
         "bagging_freq": 1 if g.bagging_fraction < 1.0 else 0, "lambda_l1": g.lambda_l1, "lambda_l2": g.lambda_l2,
         "extra_trees": g.extra_trees, "seed": g.seed, "deterministic": True, "force_col_wise": True,
-        "num_threads": int(threads),
-        "verbosity": -1,
+        "num_threads": int(threads), "verbosity": -1,
     }
 
 
