@@ -179,15 +179,20 @@ class ReactionFeatures:
         return np.concatenate(parts, axis=1) if parts else np.zeros((len(reactions), 0), np.float32)
 
 
+def cpu_share() -> int:
+    """The process's share of the cores: torch's threads, which the worker sets (tune run -j N)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def lightgbm_params(config: RunConfig, threads: int | None = None) -> dict[str, Any]:
     """LightGBM's parameter dict for ``config.gbm``; threads: the config's, else the worker's CPU share."""
     g = config.gbm
     if g.num_threads:
         threads = g.num_threads
     elif threads is None:
-        import torch  # the worker sets torch's threads to its share of the cores (tune run -j N)
-
-        threads = torch.get_num_threads()
+        threads = cpu_share()
     return {
         "objective": "regression", "metric": "None", "learning_rate": g.learning_rate,
         "num_leaves": g.num_leaves, "min_child_samples": g.min_child_samples,
@@ -260,5 +265,5 @@ class GBMPredictor:
         return cls(booster, config, features)
 
 
-__all__ = ["GBMPredictor", "ReactionFeatures", "lightgbm_params", "reaction_roles", "MODEL_FILE", "SETTINGS_FILE",
-           "FORMAT"]
+__all__ = ["GBMPredictor", "ReactionFeatures", "cpu_share", "lightgbm_params", "reaction_roles", "MODEL_FILE",
+           "SETTINGS_FILE", "FORMAT"]

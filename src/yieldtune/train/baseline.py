@@ -17,7 +17,7 @@ import numpy as np
 from yieldtune.config import RunConfig
 from yieldtune.data.table import ReactionTable
 from yieldtune.metrics import regression_metrics
-from yieldtune.model.gbm import GBMPredictor
+from yieldtune.model.gbm import GBMPredictor, cpu_share
 
 N_TREES = 1500
 BASELINE_BLOCKS = "morgan"
@@ -28,11 +28,8 @@ ROWS_PER_THREAD = 1500
 
 def baseline_threads(n_rows: int, share: int | None = None) -> int:
     """LightGBM threads for ``n_rows`` training rows: one per :data:`ROWS_PER_THREAD` rows, at least one, at most
-    ``share`` (None: the process's CPU share, torch's threads, which ``tune run -j N`` sets per worker)."""
-    if share is None:
-        import torch
-
-        share = torch.get_num_threads()
+    ``share`` (None: the process's CPU share, :func:`~yieldtune.model.gbm.cpu_share`)."""
+    share = cpu_share() if share is None else share
     return max(1, min(int(share), n_rows // ROWS_PER_THREAD))
 
 
