@@ -3,8 +3,11 @@
 Optuna starts a trial's heartbeat thread only after ``study.ask`` has created the trial RUNNING and sampled its
 relative parameters, and ``fail_stale_trials`` never reaps a RUNNING trial that has no heartbeat yet: a worker
 SIGKILLed in that window (seconds with a slow sampler on loaded cores) left a zombie that every other worker
-then waited on. :class:`HeartbeatFromStart` closes it in the storage: the call that makes a trial RUNNING (its
-creation, or the pop of a WAITING trial) writes its first heartbeat at once.
+then waited on. The storage closes it: on a database, the transaction that makes a trial RUNNING (its creation,
+or the pop of a WAITING trial) also writes its first heartbeat (:class:`HeartbeatInStartTransaction`), so even a
+trial whose commit landed while its answer was lost to a broken connection, and which the retried call then
+left to nobody, goes stale and is reaped. Behind the gRPC proxy the first beat follows the call at once
+(:class:`HeartbeatFromStart`).
 
 Optuna's gRPC client (:class:`optuna.storages.GrpcStorageProxy`) sends no heartbeats, so a worker that dies
 behind ``tune proxy`` would leave its trial RUNNING for ever. :class:`GrpcStorageWithHeartbeat` adds Optuna's
@@ -25,6 +28,7 @@ import time
 from collections.abc import Callable
 
 import optuna
+import sqlalchemy
 from optuna.storages import GrpcStorageProxy
 from optuna.storages._heartbeat import BaseHeartbeat  # Optuna exports no public name for it
 from optuna.trial import FrozenTrial, TrialState
@@ -36,18 +40,13 @@ BEAT_ATTR = "yieldtune:heartbeat"
 
 
 class HeartbeatFromStart:
-    """Storage mixin: a trial gets its first heartbeat in the storage call that makes it RUNNING.
+    """gRPC client mixin: a trial gets its first heartbeat right after the storage call that makes it RUNNING.
 
-    Covers both ways Optuna's ask starts a trial: ``_create_new_trial`` (RDBStorage, which
-    ``create_new_trial`` and Optuna's cache call) and ``set_trial_state_values(RUNNING)`` (a WAITING trial,
-    enqueued or re-queued, popped). A WAITING trial gets no beat: it would be stale the moment it is popped.
+    Covers the pop of a WAITING trial (``set_trial_state_values(RUNNING)``, enqueued or re-queued) here and the
+    creation in :meth:`GrpcStorageWithHeartbeat.create_new_trial`. A WAITING trial gets no beat: it would be
+    stale the moment it is popped. Databases write the beat inside the starting transaction instead
+    (:class:`HeartbeatInStartTransaction`).
     """
-
-    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
-        frozen = super()._create_new_trial(study_id, template_trial)
-        if frozen.state == TrialState.RUNNING:
-            self._first_heartbeat(frozen._trial_id)
-        return frozen
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values=None) -> bool:
         changed = super().set_trial_state_values(trial_id, state=state, values=values)
@@ -62,8 +61,66 @@ class HeartbeatFromStart:
             self.record_heartbeat(trial_id)
 
 
-class HeartbeatRDBStorage(HeartbeatFromStart, optuna.storages.RDBStorage):
-    """Optuna's RDBStorage (SQLite) with the first heartbeat at the start."""
+_STARTED = "yieldtune:started_trials"  # session.info key: trial rows this transaction inserted or changed
+
+
+def _note_trial_writes(session, flush_context=None, instances=None) -> None:
+    from optuna.storages._rdb import models  # Optuna exports no public name for its tables
+
+    started = session.info.setdefault(_STARTED, [])
+    started += [obj for obj in session.new if isinstance(obj, models.TrialModel)]
+    started += [obj for obj in session.dirty
+                if isinstance(obj, models.TrialModel) and sqlalchemy.inspect(obj).attrs.state.history.has_changes()]
+
+
+def _beat_started_trials(session) -> None:
+    """Before COMMIT: a heartbeat row, dated by the database's clock, for each trial this transaction left RUNNING."""
+    from optuna.storages._rdb import models
+
+    _note_trial_writes(session)  # changes not flushed yet
+    if not session.info.get(_STARTED):
+        return
+    session.flush()  # ids for new rows, and the template path's final state
+    started = session.info.pop(_STARTED)
+    for trial_id in {t.trial_id for t in started if t.state == TrialState.RUNNING}:
+        if models.TrialHeartbeatModel.where_trial_id(trial_id, session) is None:  # not on a state write of a live trial
+            session.add(models.TrialHeartbeatModel(trial_id=trial_id))  # the column defaults to the server's now
+
+
+def _forget_trial_writes(session, *_) -> None:
+    session.info.pop(_STARTED, None)
+
+
+class HeartbeatInStartTransaction:
+    """RDBStorage mixin: the transaction that makes a trial RUNNING writes its first heartbeat too.
+
+    Optuna resends a trial creation that failed in its COMMIT, and :class:`~yieldtune.study.reconnect.
+    ReconnectingRDBStorage` resends any call that lost its connection; where the COMMIT had landed, the first
+    attempt's trial (created or popped) is RUNNING with no worker. A beat written by a later call would never
+    come for it; written in the same transaction, it ages, and ``fail_stale_trials`` reaps and re-queues the
+    trial like a dead worker's. SQLAlchemy session events on the storage's own sessions, so every path Optuna
+    takes to a RUNNING row is covered without copying its code.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._beat_in_start_transaction()
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)  # a new engine and session factory
+        self._beat_in_start_transaction()
+
+    def _beat_in_start_transaction(self) -> None:
+        if self.heartbeat_interval is None:
+            return
+        for name, handler in (("before_flush", _note_trial_writes), ("before_commit", _beat_started_trials),
+                              ("after_commit", _forget_trial_writes),
+                              ("after_soft_rollback", _forget_trial_writes)):
+            sqlalchemy.event.listen(self.scoped_session, name, handler)
+
+
+class HeartbeatRDBStorage(HeartbeatInStartTransaction, optuna.storages.RDBStorage):
+    """Optuna's RDBStorage (SQLite) with the first heartbeat in the transaction that starts a trial."""
 
 
 def _retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -174,5 +231,6 @@ def watch_silent_trials(host: str, port: int, *, every: float = 2.0, stop: threa
     return thread
 
 
-__all__ = ["BEAT_ATTR", "GrpcStorageWithHeartbeat", "HeartbeatFromStart", "HeartbeatRDBStorage",
+__all__ = ["BEAT_ATTR", "GrpcStorageWithHeartbeat", "HeartbeatFromStart", "HeartbeatInStartTransaction",
+           "HeartbeatRDBStorage",
            "proxied_heartbeat_age", "watch_silent_trials"]

@@ -8,8 +8,10 @@ seconds, logging one line when the connection is lost and one when it is back. P
 health-checked on checkout (``pool_pre_ping``), so the first call after the server returns reconnects.
 
 A write whose commit reached the server just before the connection broke is sent again: a trial state change
-then finds the trial already in that state and counts as done. Creating a trial is the one write this cannot
-tell apart; if the break falls exactly inside its commit, an extra RUNNING trial without heartbeats is left.
+then finds the trial already in that state and counts as done. Creating or popping a trial cannot be told apart
+from its resend; if the break falls exactly inside its commit, the first attempt's trial is RUNNING with no
+worker, and its first heartbeat, written in that same commit
+(:class:`~yieldtune.study.liveness.HeartbeatInStartTransaction`), lets the heartbeat check reap and re-queue it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 
 import optuna
 
-from yieldtune.study.liveness import HeartbeatFromStart
+from yieldtune.study.liveness import HeartbeatInStartTransaction
 
 DEFAULT_RECONNECT_TIMEOUT_S = 300.0
 _BACKOFF_START_S, _BACKOFF_MAX_S = 0.5, 10.0
@@ -138,8 +140,8 @@ for _name in _RETRIED:
     setattr(ReconnectingRDBStorage, _name, _retrying(_name))
 
 
-class HeartbeatReconnectingRDBStorage(HeartbeatFromStart, ReconnectingRDBStorage):
-    """:class:`ReconnectingRDBStorage` with the first heartbeat at the trial's start (both writes retried)."""
+class HeartbeatReconnectingRDBStorage(HeartbeatInStartTransaction, ReconnectingRDBStorage):
+    """:class:`ReconnectingRDBStorage` with the first heartbeat in the transaction that starts a trial."""
 
 
 __all__ = ["DEFAULT_RECONNECT_TIMEOUT_S", "HeartbeatReconnectingRDBStorage", "ReconnectingRDBStorage",

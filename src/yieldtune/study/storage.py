@@ -178,7 +178,8 @@ def _create_rdb_storage(url: str, create_tables: bool, kwargs: dict[str, Any]):
     """RDBStorage, retrying the schema creation two workers may race on against a fresh database.
 
     Server databases get :class:`ReconnectingRDBStorage`: later calls wait out a lost connection. Both kinds
-    write a trial's first heartbeat as it starts (:class:`~yieldtune.study.liveness.HeartbeatFromStart`).
+    write a trial's first heartbeat in the transaction that starts it
+    (:class:`~yieldtune.study.liveness.HeartbeatInStartTransaction`).
 
     Failures to connect while opening (refused, bad password, no such database) are not retried: the user
     gets one StorageError at once.
