@@ -166,7 +166,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
     if not summary["val"] and not summary["test"]:
         console.print("no held-out rows: pass --val-frac 0.1, --train-rows N or --test FILE for held-out metrics")
     if summary.get("ensemble_dir"):
-        console.print(f"the model averaged with the fingerprint GBM: {summary['ensemble_dir']} "
+        console.print(f"the model averaged with the blend's LightGBMs (Morgan sums, DRFP): {summary['ensemble_dir']} "
                       f"(what `tune predict {out}` uses)")
     console.print(f"train loss {result.best.train_loss:.4f}, {result.history[-1].samples_per_s:,.0f} samples/s "
                   f"on {trainer.device} ({trainer.precision}); saved {out / 'metrics.json'} and "

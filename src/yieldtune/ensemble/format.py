@@ -311,7 +311,7 @@ def load_ensemble(directory: str | Path, device: str = "cpu") -> Ensemble:
         raise ModelFileError(f"{directory}: model directory not found")
     if not (directory / ENSEMBLE_JSON).is_file():  # a `tune train --out` dir: metrics.json, model/, ensemble/
         if (directory / TRAIN_BLEND_SUBDIR / ENSEMBLE_JSON).is_file():
-            directory = directory / TRAIN_BLEND_SUBDIR  # the model averaged with the fingerprint GBM
+            directory = directory / TRAIN_BLEND_SUBDIR  # the model averaged with the blend's LightGBMs
         elif is_single_predictor_dir(directory / TRAIN_MODEL_SUBDIR):
             directory = directory / TRAIN_MODEL_SUBDIR
     if (directory / MANIFEST).is_file():
