@@ -9,7 +9,7 @@ import json
 import click
 
 from yieldtune.cli._common import device_option, json_option, quiet_optuna, storage_option
-from yieldtune.cli.train import config_options, data_options, load_table, val_split_option
+from yieldtune.cli.train import MODEL_RUNS_DEFAULT, config_options, data_options, load_table, val_split_option
 
 bench_cache_dir_option = click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
                                       help="Feature / augmentation cache directory (default: in memory).")
@@ -111,18 +111,22 @@ def bench_augment_cmd(data, layout, target, percent, data_dir, limit, epochs, ra
               help="Choosing a default: score on whole molecules held out of the training rows (this fraction, "
                    "split_by_molecules), never on the test rows, which are then left untouched.")
 @click.option("--select-seed", default=1000, show_default=True, type=int, help="Seed of the --select-on hold-out.")
+@click.option("--model-runs", default=MODEL_RUNS_DEFAULT, show_default=True, type=click.IntRange(min=1),
+              help="--model: runs per seed, averaged, each 1/N of the epochs (as tune train; 1: one full run).")
 @config_options
 @bench_cache_dir_option
 @device_option
 def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test_file, with_model, seeds, val_frac,
-                       val_split, select_frac, select_seed, config_path, overrides, cache_dir, device) -> None:
+                       val_split, select_frac, select_seed, model_runs, config_path, overrides, cache_dir,
+                       device) -> None:
     """The fingerprint LightGBM baseline (and with --model the Transformer) on one split: JSON lines.
 
     One line per run (``{"run": "baseline"|"model", "test": {"r2", ...}, "seconds", ...}``), then a summary
     line with the model's mean and sd test R² over the seeds and its ratio to the baseline's. With ``--model``
     a ``blend_gbms`` line gives each of the blend's GBMs' own R², and each model line
     also scores ``blend`` (the model averaged with the blend's GBMs: what ``tune train`` saves) and
-    ``mean_with_baseline`` (with the baseline alone, Round 8's blend). With
+    ``mean_with_baseline`` (with the baseline alone, Round 8's blend). The model is ``--model-runs`` runs
+    averaged, as ``tune train`` trains it (``runs_r2``: each run's own figure). With
     ``--select-on F`` every line scores a hold-out of the training rows instead (``"scored_on": "selection"``):
     a default is chosen there, and the test rows stay unseen until it is.
     """
@@ -136,6 +140,7 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
     from yieldtune.errors import ConfigError
     from yieldtune.metrics import regression_metrics
     from yieldtune.train.baseline import fit_baseline, run_baseline
+    from yieldtune.train.model_runs import mean_of_runs, run_configs
     from yieldtune.train.trainer import Trainer
 
     if (train_rows is None) == (test_file is None):
@@ -172,8 +177,10 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
             cfg = config.with_overrides({"train.seed": seed})
             tr, val = VALIDATION_SPLITS[val_split](train, val_frac, seed=seed) if val_frac > 0 else (train, None)
             t0 = time.perf_counter()
-            result = Trainer(cfg, device=device, cache_dir=Path(cache_dir) if cache_dir else None).fit(tr, val)
-            pred, _ = result.predictor.predict(test)
+            results = [Trainer(c, device=device, cache_dir=Path(cache_dir) if cache_dir else None).fit(tr, val)
+                       for c in run_configs(cfg, len(tr), model_runs)]
+            run_preds = [r.predictor.predict(test)[0] for r in results]
+            result, pred = results[0], mean_of_runs(run_preds)
             metrics = regression_metrics(test.yields, pred)
             r2s.append(metrics["r2"])
             blend = regression_metrics(test.yields, blend_predictions(pred, *gbm_preds))
@@ -185,7 +192,9 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
                                    "best_epoch": result.best_epoch, "epochs": len(result.history),
                                    "val_split": val_split,
                                    "n_val": 0 if val is None else len(val), "test": {"n": len(test), **metrics},
-                                   "blend": blend, "mean_with_baseline": with_base,
+                                   "blend": blend, "mean_with_baseline": with_base, "model_runs": model_runs,
+                                   **({"runs_r2": [regression_metrics(test.yields, p)["r2"] for p in run_preds]}
+                                      if model_runs > 1 else {}),
                                    "seconds": round(time.perf_counter() - t0, 1),
                                    "molecule_features": list(cfg.model.molecule_features)}))
         summary.update({"model_test_r2_mean": statistics.fmean(r2s),

@@ -12,6 +12,7 @@ from yieldtune.cli._common import device_option, json_option
 from yieldtune.files import atomic_path, write_atomic
 
 BLEND_GBM_DEFAULT = True  # README Rounds 8 and 9: the mean with fixed LightGBMs, chosen on --select-on hold-outs
+MODEL_RUNS_DEFAULT = 1  # README Round 12: two half-length runs led one full run in the blend by 1.5 SE only
 
 
 def data_options(f):
@@ -79,17 +80,23 @@ def config_options(f):
               help="Also train the untuned LightGBM of `tune bench baseline` on Morgan sums and on DRFP, on the "
                    "same rows, and save the mean of the three in OUT/ensemble, which `tune predict OUT FILE` then "
                    "uses (README Rounds 8 and 9).")
+@click.option("--model-runs", "model_runs", default=MODEL_RUNS_DEFAULT, show_default=True,
+              type=click.IntRange(min=1),
+              help="Train the model this many times (seeds train.seed + 100 k), each for 1/N of the epochs the data "
+                   "size gives (a given train.epochs: each), and use their mean as the model, in OUT/ensemble "
+                   "(README Round 12). OUT/model holds the first run.")
 @json_option
 def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_split, train_rows, config_path,
-              overrides, device, cache_dir, out_dir, blend_gbm, as_json) -> None:
-    """Train one configuration and save metrics.json plus the predictor into --out (with --blend-gbm also the
-    predictor averaged with the blend's LightGBMs, in --out/ensemble)."""
+              overrides, device, cache_dir, out_dir, blend_gbm, model_runs, as_json) -> None:
+    """Train one configuration and save metrics.json plus the predictor into --out (with --blend-gbm or several
+    --model-runs also the mean of the runs and the blend's LightGBMs, in --out/ensemble)."""
     from yieldtune.config import load_run_config
     from yieldtune.data import VALIDATION_SPLITS, split_first_n
     from yieldtune.data.load import require_varying_target
     from yieldtune.ensemble.format import TRAIN_MODEL_SUBDIR
     from yieldtune.errors import ConfigError
     from yieldtune.metrics import regression_metrics
+    from yieldtune.train.model_runs import mean_of_runs, run_configs
     from yieldtune.train.trainer import Trainer
 
     config = load_run_config(config_path, list(overrides))
@@ -108,9 +115,11 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
                   else (table, None))
 
     show_progress = not as_json and sys.stderr.isatty()
-    trainer = Trainer(config, device=device, cache_dir=Path(cache_dir) if cache_dir else None,
-                      progress=show_progress)
-    result = trainer.fit(train, val, on_epoch=None if show_progress else _echo_epoch)
+    runs = model_runs
+    trainers = [Trainer(cfg, device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=show_progress)
+                for cfg in run_configs(config, len(train), runs)]
+    results = [t.fit(train, val, on_epoch=None if show_progress else _echo_epoch) for t in trainers]
+    trainer, result = trainers[0], results[0]  # OUT/model and the figures below: the first run
     summary = {
         "data": str(data), "n_train": len(train), "n_val": 0 if val is None else len(val), "val_split": val_split,
         "device": str(trainer.device), "precision": trainer.precision, "best_epoch": result.best_epoch,
@@ -119,24 +128,31 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
                                          "rmse": result.best.val_rmse},
         "test": None, "config": config.model_dump(), "history": [m.to_dict() for m in result.history],
     }
-    test_pred = None
+    test_preds = [None] * runs
     if test is not None and test.has_targets:
-        test_pred, _ = result.predictor.predict(test)
-        summary["test"] = {"n": len(test), **regression_metrics(test.yields, test_pred)}
-    gbms = None
-    if blend_gbm:
+        test_preds = [r.predictor.predict(test)[0] for r in results]
+        summary["test"] = {"n": len(test), **regression_metrics(test.yields, test_preds[0])}
+    if runs > 1:
+        summary["runs"] = [{"seed": t.config.train.seed, "epochs": len(r.history), "best_epoch": r.best_epoch,
+                            "val_r2": r.best.val_r2,
+                            "test_r2": None if p is None else regression_metrics(test.yields, p)["r2"]}
+                           for t, r, p in zip(trainers, results, test_preds)]
+    gbms = {}
+    if blend_gbm or runs > 1:
         from yieldtune.ensemble.blend import blend_metrics, fit_blend_gbms
 
         # as tune bench baseline fits them (deterministic), on threads the rows pay for within the model's share
-        gbms = fit_blend_gbms(train, cache_dir=cache_dir, threads=0)
-        summary["blend"] = blend_metrics(gbms, ((val, result.val_predictions), (test, test_pred)))
+        gbms = fit_blend_gbms(train, cache_dir=cache_dir, threads=0) if blend_gbm else {}
+        summary["blend"] = blend_metrics(gbms, ((val, mean_of_runs([r.val_predictions for r in results])),
+                                                (test, mean_of_runs(test_preds))))
     out = Path(out_dir)
     result.predictor.save(out / TRAIN_MODEL_SUBDIR)
     summary["model_dir"] = str(out / TRAIN_MODEL_SUBDIR)
-    if gbms is not None:
+    if "blend" in summary:
         from yieldtune.ensemble.blend import save_blend
 
-        summary["ensemble_dir"] = str(save_blend(out, result.predictor, gbms, metrics=summary["blend"]))
+        summary["ensemble_dir"] = str(save_blend(out, [r.predictor for r in results], gbms,
+                                                 metrics=summary["blend"]))
     write_atomic(out / "metrics.json", json.dumps(summary, indent=2))
 
     if as_json:
@@ -155,19 +171,23 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
     if summary["test"]:
         t = summary["test"]
         tbl.add_row("test", str(t["n"]), f"{t['r2']:.4f}", f"{t['mae']:.4f}", f"{t['rmse']:.4f}")
-    from yieldtune.ensemble.blend import MEAN
+    from yieldtune.ensemble.blend import MEAN, MODEL_MEMBER
 
+    labels = {MEAN: "the blend" if gbms else f"the mean of {runs} runs",
+              MODEL_MEMBER: f"the mean of {runs} runs" if runs > 1 else None}
     for split, figures in (summary.get("blend") or {}).items():
-        for who, m in figures.items():  # each GBM, then the mean of the model and them (the saved blend)
-            tbl.add_row(f"{split}, {'the blend' if who == MEAN else who}", str(m["n"]),
-                        f"{m['r2']:.4f}", f"{m['mae']:.4f}", f"{m['rmse']:.4f}")
+        for who, m in figures.items():  # the model's runs, each GBM, then the mean of them all (the saved blend)
+            label = labels.get(who, who)
+            if label and not (who == MODEL_MEMBER and not gbms):
+                tbl.add_row(f"{split}, {label}", str(m["n"]), f"{m['r2']:.4f}", f"{m['mae']:.4f}", f"{m['rmse']:.4f}")
     console = Console()
     console.print(tbl)
     if not summary["val"] and not summary["test"]:
         console.print("no held-out rows: pass --val-frac 0.1, --train-rows N or --test FILE for held-out metrics")
     if summary.get("ensemble_dir"):
-        console.print(f"the model averaged with the blend's LightGBMs (Morgan sums, DRFP): {summary['ensemble_dir']} "
-                      f"(what `tune predict {out}` uses)")
+        what = (f"the mean of {runs} runs of the model" if runs > 1 else "the model") + (
+            " averaged with the blend's LightGBMs (Morgan sums, DRFP)" if gbms else "")
+        console.print(f"{what}: {summary['ensemble_dir']} (what `tune predict {out}` uses)")
     console.print(f"train loss {result.best.train_loss:.4f}, {result.history[-1].samples_per_s:,.0f} samples/s "
                   f"on {trainer.device} ({trainer.precision}); saved {out / 'metrics.json'} and "
                   f"{out / TRAIN_MODEL_SUBDIR}")

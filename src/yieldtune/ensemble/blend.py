@@ -9,6 +9,7 @@ reads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,25 +46,33 @@ def blend_predictions(model_pred, *gbm_preds) -> np.ndarray:
 
 
 def blend_metrics(gbms: dict[str, Any], held_out) -> dict[str, Any]:
-    """Held-out metrics of each GBM and of the blend: per split ("val", "test") of ``held_out`` ((table, the
-    model's predictions) pairs) that has both."""
+    """Held-out metrics of the model member, each GBM and the blend: per split ("val", "test") of ``held_out``
+    ((table, the model member's predictions: the mean of its runs) pairs) that has both."""
     out = {}
     for split, (table, model_pred) in zip(("val", "test"), held_out):
         if table is None or model_pred is None:
             continue
-        preds = {name: gbm.predict(table.reactions)[0] for name, gbm in gbms.items()}
-        preds[MEAN] = blend_predictions(model_pred, *preds.values())
+        preds = {MODEL_MEMBER: model_pred, **{name: gbm.predict(table.reactions)[0] for name, gbm in gbms.items()}}
+        preds[MEAN] = blend_predictions(*preds.values())
         out[split] = {who: {"n": len(table), **regression_metrics(table.yields, pred)} for who, pred in preds.items()}
     return out
 
 
-def save_blend(out_dir: str | Path, model: Any, gbms: dict[str, Any], *,
+def model_member_names(runs: int) -> list[str]:
+    """The saved names of the model's runs: ``transformer``, then ``transformer_2``, ..."""
+    return [MODEL_MEMBER if k == 0 else f"{MODEL_MEMBER}_{k + 1}" for k in range(runs)]
+
+
+def save_blend(out_dir: str | Path, models: Sequence[Any], gbms: dict[str, Any], *,
                metrics: dict[str, Any] | None = None) -> Path:
-    """Write ``out_dir/ensemble``: ``model`` and the ``gbms`` with equal weights, a SHA-256 manifest,
-    ``metrics`` (the held-out figures of each and of the mean) in ensemble.json. Atomic: all of it or nothing."""
+    """Write ``out_dir/ensemble``: the mean of the ``models`` (the model's runs, :mod:`yieldtune.train.model_runs`)
+    and each of the ``gbms``, with equal weights (so each run weighs ``1 / runs`` of the model's share), a SHA-256
+    manifest, ``metrics`` (the held-out figures of each and of the mean) in ensemble.json. Atomic: all of it or
+    nothing."""
     target = Path(out_dir) / TRAIN_BLEND_SUBDIR
     weight = 1.0 / (1 + len(gbms))
-    members = [({"name": MODEL_MEMBER, "family": "transformer", "weight": weight}, model)]
+    members = [({"name": name, "family": "transformer", "weight": weight / len(models)}, model)
+               for name, model in zip(model_member_names(len(models)), models)]
     members += [({"name": name, "family": "gbm", "weight": weight,
                   "what": f"the untuned LightGBM of tune bench baseline on {gbm.config.gbm.blocks}, same rows"},
                  gbm) for name, gbm in gbms.items()]
@@ -76,4 +85,4 @@ def save_blend(out_dir: str | Path, model: Any, gbms: dict[str, Any], *,
 
 
 __all__ = ["BASELINE_MEMBER", "BLEND_GBMS", "MEAN", "MODEL_MEMBER", "blend_metrics", "blend_predictions",
-           "fit_blend_gbms", "save_blend"]
+           "fit_blend_gbms", "model_member_names", "save_blend"]

@@ -26,7 +26,8 @@ def test_baseline_and_model_in_one_invocation(tmp_path):
         "bench", "baseline", "--data", str(data), "--train-rows", "14", "--model", "--seeds", "0,1",
         "--cache-dir", str(tmp_path / "cache"),
         "--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.ffn_dim=32",
-        "--set", "model.n_layers=1", "--set", "train.epochs=2", "--set", 'model.molecule_features=["morgan"]'])
+        "--set", "model.n_layers=1", "--set", "train.epochs=2", "--set", 'model.molecule_features=["morgan"]',
+        "--model-runs", "2"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.strip().splitlines()]
     assert [x.get("run") for x in lines[:4]] == ["baseline", "blend_gbms", "model", "model"]
@@ -50,6 +51,9 @@ def test_baseline_and_model_in_one_invocation(tmp_path):
         assert summary[f"{key}_r2_mean"] == pytest.approx(sum(blends) / 2)
         assert all(b not in (x["test"]["r2"], lines[0]["test"]["r2"]) for b, x in zip(blends, lines[1:3]))
     assert all(x["blend"]["r2"] != x["mean_with_baseline"]["r2"] for x in lines[1:3])
+    # --model-runs 2: the model is two runs averaged, as tune train --model-runs 2 trains it; neither run's figure
+    assert all(x["model_runs"] == 2 and len(x["runs_r2"]) == 2 and x["test"]["r2"] not in x["runs_r2"]
+               for x in lines[1:3])
     assert (tmp_path / "cache" / "features" / "features.sqlite").is_file()
 
 

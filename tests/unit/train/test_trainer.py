@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
@@ -12,24 +11,11 @@ import numpy as np
 import pytest
 
 from helpers import tiny_run_config
+from helpers.plates import plate, write_plate_csv
 from yieldtune.config import RunConfig
 from yieldtune.data.table import ReactionTable
 from yieldtune.model import YieldPredictor
 from yieldtune.train import Trainer
-
-# A 5 x 4 x 3 plate of real molecules with a yield that depends on halide, amine and base.
-HALIDES = [("Ic1ccccc1", 0.35), ("Brc1ccccc1", 0.15), ("Clc1ccccc1", -0.25), ("Ic1ccc(C)cc1", 0.3),
-           ("Clc1ccncc1", -0.1)]
-AMINES = [("C1COCCN1", 0.1), ("C1CCNCC1", 0.0), ("Nc1ccccc1", -0.1), ("NCc1ccccc1", -0.2)]
-BASES = [("CC(C)(C)[O-].[Na+]", 0.15), ("O=C([O-])[O-].[Cs+].[Cs+]", 0.0), ("CCN(CC)CC", -0.2)]
-
-
-def plate() -> ReactionTable:
-    rxns, ys = [], []
-    for (h, eh), (a, ea), (b, eb) in itertools.product(HALIDES, AMINES, BASES):
-        rxns.append(f"{h}.{a}>{b}.[Pd]>c1ccccc1")
-        ys.append(np.clip(0.45 + eh + ea + eb, 0.0, 1.0))
-    return ReactionTable(rxns, np.array(ys, dtype=np.float32))
 
 
 def cfg(**train) -> RunConfig:
@@ -165,20 +151,9 @@ def _env():
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def _write_plate_csv(path):
-    table = plate()
-    lines = ["rxnid,Reactant1,Reactant2,Product,Additive,Solvent,Yield"]
-    for i, (rxn, y) in enumerate(zip(table.reactions, table.yields)):
-        reactants, agents, product = rxn.split(">")
-        r1, r2 = reactants.split(".")
-        lines.append(f"r{i},{r1},{r2},{product},{agents},CCOC(C)=O,{y:.4f}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.mark.slow  # a real `tune` process
 def test_tune_train_end_to_end(tmp_path):
-    data = _write_plate_csv(tmp_path / "plate.csv")
+    data = write_plate_csv(tmp_path / "plate.csv")
     out = tmp_path / "run"
     sets = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.ffn_dim=32", "train.epochs=2",
             "train.batch_size=8", "train.num_threads=1", "train.precision=fp32", "train.augment_ratio=0.5"]
@@ -202,17 +177,23 @@ def test_tune_train_trains_on_every_row_for_the_epochs_of_its_data_size_by_defau
 
     from yieldtune.cli.main import main
 
-    data = _write_plate_csv(tmp_path / "plate.csv")
+    data = write_plate_csv(tmp_path / "plate.csv")
     sets = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.ffn_dim=32", "train.batch_size=8",
             "train.num_threads=1", "train.precision=fp32", "train.reaction_budget=90"]
-    result = CliRunner().invoke(main, ["train", "--data", str(data), "--train-rows", "45", "--device", "cpu",
-                                       "--out", str(tmp_path / "run"), "--json",
-                                       *[a for s in sets for a in ("--set", s)]])
+    args = ["train", "--data", str(data), "--train-rows", "45", "--device", "cpu", "--json",
+            *[a for s in sets for a in ("--set", s)]]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "one")])  # one run: the default
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["n_train"] == 45 and summary["n_val"] == 0 and summary["val"] is None
     assert summary["epochs"] == 2 == summary["best_epoch"]  # 90 reactions / 45 rows; the last epoch is kept
-    assert summary["config"]["train"]["epochs"] is None and summary["test"]["n"] == 15
+    assert summary["config"]["train"]["epochs"] is None and summary["test"]["n"] == 15 and "runs" not in summary
+    # two runs (seeds 0 and 100), each half the epochs, so together they cost one run
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "two"), "--model-runs", "2"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert [(r["seed"], r["epochs"]) for r in summary["runs"]] == [(0, 1), (100, 1)]
+    assert summary["epochs"] == 1 and summary["test"]["r2"] == summary["runs"][0]["test_r2"]
 
 
 def test_tune_train_saves_the_model_averaged_with_the_blend_gbms(tmp_path):
@@ -223,12 +204,12 @@ def test_tune_train_saves_the_model_averaged_with_the_blend_gbms(tmp_path):
     from yieldtune.ensemble.format import load_ensemble, read_ensemble_json, verify_manifest
     from yieldtune.metrics import r2_score
 
-    data = _write_plate_csv(tmp_path / "plate.csv")
+    data = write_plate_csv(tmp_path / "plate.csv")
     sets = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.ffn_dim=32", "train.batch_size=8",
             "train.num_threads=1", "train.precision=fp32", "train.epochs=2"]
     args = ["train", "--data", str(data), "--train-rows", "45", "--val-frac", "0.2", "--device", "cpu", "--json",
             *[a for s in sets for a in ("--set", s)]]
-    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run")])
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run"), "--model-runs", "2"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     ens_dir = tmp_path / "run" / "ensemble"
@@ -237,8 +218,11 @@ def test_tune_train_saves_the_model_averaged_with_the_blend_gbms(tmp_path):
     info = read_ensemble_json(ens_dir)
     w = 1 / (1 + len(BLEND_GBMS))
     assert list(BLEND_GBMS)[0] == "fingerprint_gbm" and len(BLEND_GBMS) >= 2
+    # the model's two runs share the model's third (train.epochs given: each run trains them, seeds 0 and 100)
     assert [(m["name"], m["family"], m["weight"]) for m in info["members"]] == [
-        ("transformer", "transformer", w), *[(name, "gbm", w) for name in BLEND_GBMS]]
+        ("transformer", "transformer", w / 2), ("transformer_2", "transformer", w / 2),
+        *[(name, "gbm", w) for name in BLEND_GBMS]]
+    assert [(r["seed"], r["epochs"]) for r in summary["runs"]] == [(0, 2), (100, 2)]
     assert info["method"] == "mean" and info["metrics"] == summary["blend"]
 
     from yieldtune.data import infer_spec
@@ -246,18 +230,24 @@ def test_tune_train_saves_the_model_averaged_with_the_blend_gbms(tmp_path):
 
     test = load_reactions(data, infer_spec(data, layout="components")).subset(np.arange(45, 60))
     blend = load_ensemble(tmp_path / "run")  # a tune train dir: its ensemble/
-    model = YieldPredictor.load(tmp_path / "run" / "model")
+    model = YieldPredictor.load(tmp_path / "run" / "model")  # the first run
     mean, _ = blend.predict(test)
-    gbms = [m.predictor for m in load_ensemble(ens_dir).members[1:]]
+    runs, gbms = [[m.predictor for m in load_ensemble(ens_dir).members][i] for i in (slice(2), slice(2, None))]
+    run_preds = [r.predict(test)[0] for r in runs]
+    np.testing.assert_array_equal(run_preds[0], model.predict(test)[0])
+    assert not np.allclose(run_preds[0], run_preds[1])
     gbm_preds = [g.predict(test.reactions)[0] for g in gbms]
-    np.testing.assert_allclose(mean, np.mean([model.predict(test)[0], *gbm_preds], axis=0), atol=1e-6)
+    np.testing.assert_allclose(mean, np.mean([np.mean(run_preds, axis=0), *gbm_preds], axis=0), atol=1e-6)
     # each GBM is the baseline's LightGBM on its own blocks (the first: the baseline itself)
     assert [g.config.gbm.blocks for g in gbms] == list(BLEND_GBMS.values())
     assert [g.config.gbm.n_rounds for g in gbms] == [1500] * len(gbms)
     assert [g.config.gbm.num_threads for g in gbms] == [1] * len(gbms)  # 36 rows pay for one thread
     assert summary["blend"]["test"]["mean"]["r2"] == pytest.approx(r2_score(test.yields, mean), abs=1e-6)
     assert summary["blend"]["test"]["fingerprint_gbm"]["r2"] != summary["test"]["r2"]
-    assert set(summary["blend"]["test"]) == {*BLEND_GBMS, "mean"} and set(summary["blend"]) == {"val", "test"}
+    assert set(summary["blend"]["test"]) == {"transformer", *BLEND_GBMS, "mean"}
+    assert set(summary["blend"]) == {"val", "test"}
+    assert summary["blend"]["test"]["transformer"]["r2"] == pytest.approx(
+        r2_score(test.yields, np.mean(run_preds, axis=0)), abs=1e-6)
 
     result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "alone"), "--no-blend-gbm"])
     assert result.exit_code == 0, result.output
@@ -268,7 +258,7 @@ def test_tune_train_saves_the_model_averaged_with_the_blend_gbms(tmp_path):
 
 @pytest.mark.slow  # a real `tune` process
 def test_tune_train_bad_setting_is_one_line_error(tmp_path):
-    data = _write_plate_csv(tmp_path / "plate.csv")
+    data = write_plate_csv(tmp_path / "plate.csv")
     proc = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "train", "--data", str(data),
                            "--set", "model.d_model=30", "--set", "model.n_heads=4", "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=120, env=_env())
@@ -278,7 +268,7 @@ def test_tune_train_bad_setting_is_one_line_error(tmp_path):
 
 @pytest.mark.slow  # a real `tune` process
 def test_tune_lr_find_writes_plot(tmp_path):
-    data = _write_plate_csv(tmp_path / "plate.csv")
+    data = write_plate_csv(tmp_path / "plate.csv")
     plot = tmp_path / "lr.html"
     proc = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "lr-find", "--data", str(data),
                            "--set", "model.d_model=16", "--set", "model.n_layers=1", "--set", "model.n_heads=2",
@@ -295,7 +285,7 @@ def test_tune_lr_find_writes_plot(tmp_path):
 
 @pytest.mark.slow  # a real `tune` process
 def test_tune_bench_train_prints_one_json_line(tmp_path):
-    data = _write_plate_csv(tmp_path / "plate.csv")
+    data = write_plate_csv(tmp_path / "plate.csv")
     proc = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "bench", "train", "--data", str(data),
                            "--steps", "2", "--warmup", "1", "--d-model", "16", "--layers", "1", "--heads", "2",
                            "--ffn", "32", "--batch-size", "8", "--device", "cpu", "--precision", "fp32",
@@ -311,7 +301,7 @@ def test_tune_bench_train_prints_one_json_line(tmp_path):
 
 @pytest.mark.slow  # a real `tune` process
 def test_tune_bench_augment_prints_each_scope_against_plain_training(tmp_path):
-    data = _write_plate_csv(tmp_path / "plate.csv")
+    data = write_plate_csv(tmp_path / "plate.csv")
     sets = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.ffn_dim=32", "train.batch_size=8",
             "train.num_threads=1", "train.precision=fp32", "model.molecule_features=[]"]
     proc = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "bench", "augment", "--data", str(data),
@@ -332,7 +322,7 @@ def test_tune_bench_augment_prints_each_scope_against_plain_training(tmp_path):
 
 @pytest.mark.slow  # a real `tune` process
 def test_tune_bench_augment_warns_that_a_features_only_model_reads_no_spelling(tmp_path):
-    data = _write_plate_csv(tmp_path / "plate.csv")
+    data = write_plate_csv(tmp_path / "plate.csv")
     sets = ["model.d_model=16", "model.n_heads=2", "model.ffn_dim=32", "train.batch_size=8",
             "train.num_threads=1", "train.precision=fp32"]  # the default features: no token encoder
     proc = subprocess.run([sys.executable, "-m", "yieldtune.cli.main", "bench", "augment", "--data", str(data),
