@@ -206,6 +206,22 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
     click.echo(json.dumps(summary))
 
 
+@bench_group.command("compare")
+@click.argument("reference", type=click.Path(exists=True, dir_okay=False))
+@click.argument("candidate", type=click.Path(exists=True, dir_okay=False))
+@click.option("--figure", type=click.Choice(["test", "blend", "mean_with_baseline"]), default="blend",
+              show_default=True, help="Which R² of the model lines: the model alone (test), or a blend.")
+def bench_compare_cmd(reference, candidate, figure) -> None:
+    """The paired lead of CANDIDATE over REFERENCE: two files of ``tune bench baseline --model`` output (one or
+    more invocations each, the same splits, hold-outs and seeds), one JSON line with the mean lead, its standard
+    error, the runs won and the means per data file. A default changes only with a lead of more than 2 SE
+    (README, Round 7 onwards)."""
+    from yieldtune.train.paired import paired_lead, read_model_runs
+
+    result = paired_lead(read_model_runs(reference, figure), read_model_runs(candidate, figure))
+    click.echo(json.dumps({"compare": figure, "reference_file": reference, "candidate_file": candidate, **result}))
+
+
 def _echo_runs(as_json: bool):
     def on_run(run) -> None:
         click.echo(json.dumps(run.record()) if as_json else run.line())
