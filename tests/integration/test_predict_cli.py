@@ -132,3 +132,10 @@ def test_predict_accepts_a_tune_train_out_directory(tmp_path):
         proc = run_tune("predict", model, plate, "--out", tmp_path / out, cwd=tmp_path, check=False)
         assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "d.csv").read_text() == (tmp_path / "e.csv").read_text()
+    # --model-runs 2: the blend holds two runs of the model; a fresh process loads and predicts with all five
+    run_tune("train", "--data", plate, "--out", tmp_path / "runs", "--device", "cpu", "--model-runs", "2",
+             "--set", "model.d_model=16", "--set", "model.n_layers=1", "--set", "model.n_heads=2",
+             "--set", "model.ffn_dim=32", "--set", "train.epochs=1", "--set", "train.num_threads=1", cwd=tmp_path)
+    proc = run_tune("predict", tmp_path / "runs", plate, "--out", tmp_path / "f.csv", cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "f.csv").read_text() != (tmp_path / "a.csv").read_text()
