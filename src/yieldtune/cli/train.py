@@ -80,14 +80,14 @@ def config_options(f):
               help="Also train the untuned LightGBM of `tune bench baseline` on Morgan sums and on DRFP, on the "
                    "same rows, and save the mean of the three in OUT/ensemble, which `tune predict OUT FILE` then "
                    "uses (README Rounds 8 and 9).")
-@click.option("--model-runs", "model_runs", default=MODEL_RUNS_DEFAULT, show_default=True,
+@click.option("--model-runs", "runs", default=MODEL_RUNS_DEFAULT, show_default=True,
               type=click.IntRange(min=1),
               help="Train the model this many times (seeds train.seed + 100 k), each for 1/N of the epochs the data "
                    "size gives (a given train.epochs: each), and use their mean as the model, in OUT/ensemble "
                    "(README Round 12). OUT/model holds the first run.")
 @json_option
 def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_split, train_rows, config_path,
-              overrides, device, cache_dir, out_dir, blend_gbm, model_runs, as_json) -> None:
+              overrides, device, cache_dir, out_dir, blend_gbm, runs, as_json) -> None:
     """Train one configuration and save metrics.json plus the predictor into --out (with --blend-gbm or several
     --model-runs also the mean of the runs and the blend's LightGBMs, in --out/ensemble)."""
     from yieldtune.config import load_run_config
@@ -115,7 +115,6 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
                   else (table, None))
 
     show_progress = not as_json and sys.stderr.isatty()
-    runs = model_runs
     trainers = [Trainer(cfg, device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=show_progress)
                 for cfg in run_configs(config, len(train), runs)]
     results = [t.fit(train, val, on_epoch=None if show_progress else _echo_epoch) for t in trainers]
@@ -165,12 +164,13 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
                       + (" (stopped early)" if result.stopped_early else ""))
     for col in ("split", "n", "R²", "MAE", "RMSE"):
         tbl.add_column(col, justify="right" if col != "split" else "left")
+    first = ", run 1" if runs > 1 else ""
     if summary["val"]:
         v = summary["val"]
-        tbl.add_row("val", str(len(val)), f"{v['r2']:.4f}", f"{v['mae']:.4f}", f"{v['rmse']:.4f}")
+        tbl.add_row("val" + first, str(len(val)), f"{v['r2']:.4f}", f"{v['mae']:.4f}", f"{v['rmse']:.4f}")
     if summary["test"]:
         t = summary["test"]
-        tbl.add_row("test", str(t["n"]), f"{t['r2']:.4f}", f"{t['mae']:.4f}", f"{t['rmse']:.4f}")
+        tbl.add_row("test" + first, str(t["n"]), f"{t['r2']:.4f}", f"{t['mae']:.4f}", f"{t['rmse']:.4f}")
     from yieldtune.ensemble.blend import MEAN, MODEL_MEMBER
 
     labels = {MEAN: "the blend" if gbms else f"the mean of {runs} runs",
