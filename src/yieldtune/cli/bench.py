@@ -132,7 +132,6 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
     """
     import statistics
     import time
-    from pathlib import Path
 
     from yieldtune.config import load_run_config
     from yieldtune.data import VALIDATION_SPLITS, split_by_molecules, split_first_n
@@ -140,8 +139,7 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
     from yieldtune.errors import ConfigError
     from yieldtune.metrics import regression_metrics
     from yieldtune.train.baseline import fit_baseline, run_baseline
-    from yieldtune.train.model_runs import mean_of_runs, run_configs
-    from yieldtune.train.trainer import Trainer
+    from yieldtune.train.model_runs import fit_runs, mean_of_runs
 
     if (train_rows is None) == (test_file is None):
         raise ConfigError("give exactly one of --train-rows N or --test FILE")
@@ -177,8 +175,7 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
             cfg = config.with_overrides({"train.seed": seed})
             tr, val = VALIDATION_SPLITS[val_split](train, val_frac, seed=seed) if val_frac > 0 else (train, None)
             t0 = time.perf_counter()
-            results = [Trainer(c, device=device, cache_dir=Path(cache_dir) if cache_dir else None).fit(tr, val)
-                       for c in run_configs(cfg, len(tr), model_runs)]
+            results = [r for _, r in fit_runs(cfg, tr, val, runs=model_runs, device=device, cache_dir=cache_dir)]
             run_preds = [r.predictor.predict(test)[0] for r in results]
             result, pred = results[0], mean_of_runs(run_preds)
             metrics = regression_metrics(test.yields, pred)

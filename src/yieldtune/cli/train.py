@@ -96,8 +96,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
     from yieldtune.ensemble.format import TRAIN_MODEL_SUBDIR
     from yieldtune.errors import ConfigError
     from yieldtune.metrics import regression_metrics
-    from yieldtune.train.model_runs import mean_of_runs, run_configs
-    from yieldtune.train.trainer import Trainer
+    from yieldtune.train.model_runs import fit_runs, mean_of_runs
 
     config = load_run_config(config_path, list(overrides))
     table, spec = load_table(data, layout, target, percent, data_dir)
@@ -115,9 +114,8 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
                   else (table, None))
 
     show_progress = not as_json and sys.stderr.isatty()
-    trainers = [Trainer(cfg, device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=show_progress)
-                for cfg in run_configs(config, len(train), runs)]
-    results = [t.fit(train, val, on_epoch=None if show_progress else _echo_epoch) for t in trainers]
+    trainers, results = zip(*fit_runs(config, train, val, runs=runs, device=device, cache_dir=cache_dir,
+                                      on_epoch=None if show_progress else _echo_epoch, progress=show_progress))
     trainer, result = trainers[0], results[0]  # OUT/model and the figures below: the first run
     summary = {
         "data": str(data), "n_train": len(train), "n_val": 0 if val is None else len(val), "val_split": val_split,

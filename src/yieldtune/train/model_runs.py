@@ -33,15 +33,18 @@ def run_configs(config: RunConfig, n_rows: int, runs: int) -> list[RunConfig]:
             for k in range(runs)]
 
 
-def fit_runs(config: RunConfig, train, val=None, *, runs: int, device: str | None = None,
-             cache_dir: str | Path | None = None, on_epoch: Callable | None = None, progress: bool = False) -> list:
-    """Train every run of :func:`run_configs` on the same rows (``val``: each picks its own best epoch there);
-    their :class:`~yieldtune.train.trainer.FitResult`\\ s in run order."""
+def fit_runs(config: RunConfig, train, val=None, *, runs: int, device: str = "auto",
+             cache_dir: str | Path | None = None, on_epoch: Callable | None = None,
+             progress: bool = False) -> list[tuple[Any, Any]]:
+    """Train every run of :func:`run_configs` on the same rows (``val``: each picks its own best epoch there):
+    (:class:`~yieldtune.train.trainer.Trainer`, its :class:`~yieldtune.train.trainer.FitResult`) in run order, the
+    trainer for the device and precision it resolved."""
     from yieldtune.train.trainer import Trainer
 
     cache = Path(cache_dir) if cache_dir else None
-    return [Trainer(cfg, device=device, cache_dir=cache, progress=progress).fit(train, val, on_epoch=on_epoch)
-            for cfg in run_configs(config, len(train), runs)]
+    trainers = [Trainer(cfg, device=device, cache_dir=cache, progress=progress)
+                for cfg in run_configs(config, len(train), runs)]
+    return [(t, t.fit(train, val, on_epoch=on_epoch)) for t in trainers]
 
 
 def mean_of_runs(predictions: list[Any]) -> np.ndarray | None:
