@@ -171,12 +171,13 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
         tbl.add_row("test" + first, str(t["n"]), f"{t['r2']:.4f}", f"{t['mae']:.4f}", f"{t['rmse']:.4f}")
     from yieldtune.ensemble.blend import MEAN, MODEL_MEMBER
 
+    # the runs' mean is its own row only beside GBMs: one run is the row above, and without GBMs it is the blend
     labels = {MEAN: "the blend" if gbms else f"the mean of {runs} runs",
-              MODEL_MEMBER: f"the mean of {runs} runs" if runs > 1 else None}
+              MODEL_MEMBER: f"the mean of {runs} runs" if runs > 1 and gbms else None}
     for split, figures in (summary.get("blend") or {}).items():
         for who, m in figures.items():  # the model's runs, each GBM, then the mean of them all (the saved blend)
             label = labels.get(who, who)
-            if label and not (who == MODEL_MEMBER and not gbms):
+            if label:
                 tbl.add_row(f"{split}, {label}", str(m["n"]), f"{m['r2']:.4f}", f"{m['mae']:.4f}", f"{m['rmse']:.4f}")
     console = Console()
     console.print(tbl)
