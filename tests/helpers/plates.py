@@ -33,3 +33,13 @@ def write_plate_csv(path):
         lines.append(f"r{i},{r1},{r2},{product},{agents},CCOC(C)=O,{y:.4f}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_rxn_plate_csv(path):
+    """A 3 x 3 x 2 plate (halide, amine, base) as an rxn,yield CSV whose yield is additive in the three."""
+    rows = [f"{h}.{a}>{b}>c1ccccc1,{0.1 + 0.2 * i + 0.1 * j + 0.05 * k:.3f}"
+            for (i, h), (j, a), (k, b) in itertools.product(
+                enumerate(["Ic1ccccc1", "Brc1ccccc1", "Clc1ccccc1"]), enumerate(["C1COCCN1", "Nc1ccccc1", "CCN"]),
+                enumerate(["CCN(CC)CC", "[Na+].CC(C)(C)[O-]"]))]
+    path.write_text("rxn,yield\n" + "\n".join(rows) + "\n")
+    return path

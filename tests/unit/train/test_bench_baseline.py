@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import pytest
 from click.testing import CliRunner
 
+from helpers.plates import write_rxn_plate_csv
 from yieldtune.cli.main import main as cli
 
 
-def _plate(path):
-    rows = [f"{h}.{a}>{b}>c1ccccc1,{0.1 + 0.2 * i + 0.1 * j + 0.05 * k:.3f}"
-            for (i, h), (j, a), (k, b) in itertools.product(
-                enumerate(["Ic1ccccc1", "Brc1ccccc1", "Clc1ccccc1"]), enumerate(["C1COCCN1", "Nc1ccccc1", "CCN"]),
-                enumerate(["CCN(CC)CC", "[Na+].CC(C)(C)[O-]"]))]
-    path.write_text("rxn,yield\n" + "\n".join(rows) + "\n")
-    return path
-
-
 def test_baseline_and_model_in_one_invocation(tmp_path):
-    data = _plate(tmp_path / "plate.csv")
+    data = write_rxn_plate_csv(tmp_path / "plate.csv")
     result = CliRunner().invoke(cli, [
         "bench", "baseline", "--data", str(data), "--train-rows", "14", "--model", "--seeds", "0,1",
         "--cache-dir", str(tmp_path / "cache"),
@@ -59,7 +50,7 @@ def test_baseline_and_model_in_one_invocation(tmp_path):
 
 def test_validation_by_held_out_molecules(tmp_path):
     """--val-split molecules: the validation rows of each seed hold a molecule the training rows do not."""
-    data = _plate(tmp_path / "plate.csv")
+    data = write_rxn_plate_csv(tmp_path / "plate.csv")
     result = CliRunner().invoke(cli, [
         "bench", "baseline", "--data", str(data), "--train-rows", "14", "--model", "--seeds", "0",
         "--val-split", "molecules", "--val-frac", "0.3", "--set", "model.d_model=16", "--set", "model.n_heads=2",
@@ -72,7 +63,7 @@ def test_validation_by_held_out_molecules(tmp_path):
 
 
 def test_split_is_required(tmp_path):
-    result = CliRunner().invoke(cli, ["bench", "baseline", "--data", str(_plate(tmp_path / "p.csv"))])
+    result = CliRunner().invoke(cli, ["bench", "baseline", "--data", str(write_rxn_plate_csv(tmp_path / "p.csv"))])
     assert result.exit_code == 2 and "--train-rows" in result.output
 
 
@@ -88,7 +79,7 @@ def test_val_split_choices_are_the_registry():
 def test_select_on_scores_molecules_held_out_of_the_training_rows(tmp_path):
     """--select-on: baseline and model score whole molecules held out of the 14 training rows; the 4 test rows
     are never read, so a default chosen on these lines has not seen them."""
-    data = _plate(tmp_path / "plate.csv")
+    data = write_rxn_plate_csv(tmp_path / "plate.csv")
     result = CliRunner().invoke(cli, [
         "bench", "baseline", "--data", str(data), "--train-rows", "14", "--select-on", "0.3", "--model",
         "--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.ffn_dim=32",

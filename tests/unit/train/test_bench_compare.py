@@ -7,8 +7,8 @@ import statistics
 
 import pytest
 from click.testing import CliRunner
-from test_bench_baseline import _plate
 
+from helpers.plates import write_rxn_plate_csv
 from yieldtune.cli.main import main as cli
 
 TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.ffn_dim=32", "--set",
@@ -29,7 +29,7 @@ def _bench(data, out, *extra):
 
 
 def test_the_lead_is_the_mean_of_the_paired_differences(tmp_path):
-    data = _plate(tmp_path / "plate.csv")
+    data = write_rxn_plate_csv(tmp_path / "plate.csv")
     ref = _bench(data, tmp_path / "ref.jsonl")
     cand = _bench(data, tmp_path / "cand.jsonl", "--model-runs", "2")
     result = CliRunner().invoke(cli, ["bench", "compare", str(tmp_path / "ref.jsonl"), str(tmp_path / "cand.jsonl")])
