@@ -111,14 +111,17 @@ def bench_augment_cmd(data, layout, target, percent, data_dir, limit, epochs, ra
               help="Choosing a default: score on whole molecules held out of the training rows (this fraction, "
                    "split_by_molecules), never on the test rows, which are then left untouched.")
 @click.option("--select-seed", default=1000, show_default=True, type=int, help="Seed of the --select-on hold-out.")
+@click.option("--select-position", default=None, type=click.IntRange(min=1),
+              help="--select-on: hold out only molecules written K-th among the reactants and agents (on a plate "
+                   "listed in one order, one kind of molecule: Buchwald–Hartwig's additive is the 6th).")
 @click.option("--model-runs", default=MODEL_RUNS_DEFAULT, show_default=True, type=click.IntRange(min=1),
               help="--model: runs per seed, averaged, each 1/N of the epochs (as tune train; 1: one full run).")
 @config_options
 @bench_cache_dir_option
 @device_option
 def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test_file, with_model, seeds, val_frac,
-                       val_split, select_frac, select_seed, model_runs, config_path, overrides, cache_dir,
-                       device) -> None:
+                       val_split, select_frac, select_seed, select_position, model_runs, config_path, overrides,
+                       cache_dir, device) -> None:
     """The fingerprint LightGBM baseline (and with --model the Transformer) on one split: JSON lines.
 
     One line per run (``{"run": "baseline"|"model", "test": {"r2", ...}, "seconds", ...}``), then a summary
@@ -158,8 +161,11 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
         raise ConfigError(f"{data}: baseline needs yields in both the training and the test rows")
     scored_on = {}
     if select_frac is not None:
-        train, test = split_by_molecules(train, select_frac, seed=select_seed)
-        scored_on = {"scored_on": "selection", "select_on": select_frac, "select_seed": select_seed}
+        train, test = split_by_molecules(train, select_frac, seed=select_seed, position=select_position)
+        scored_on = {"scored_on": "selection", "select_on": select_frac, "select_seed": select_seed,
+                     **({"select_position": select_position} if select_position is not None else {})}
+    elif select_position is not None:
+        raise ConfigError("--select-position needs --select-on")
     base, base_pred = run_baseline(train, test, cache_dir=cache_dir)
     click.echo(json.dumps({"run": "baseline", "data": str(data), **scored_on, **base}))
     summary = {"summary": True, "data": str(data), **scored_on, "baseline_test_r2": base["test"]["r2"]}
