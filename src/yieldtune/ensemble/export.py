@@ -116,6 +116,7 @@ def _model_card(spec, study, info: dict, best, counts: dict[str, int], data_file
         lines += [f"- data set: `{spec.data.dataset}` (file not found when exporting; SHA-256 unknown)"]
     v = spec.validation
     lines += [f"- validation: {v.scheme}" + (f", k={v.k}" if v.scheme == "kfold" else f", fraction {v.fraction}")
+              + (f", molecules at position {v.position}" if v.position is not None else "")
               + f", seed {v.seed}", "- target: yield as a fraction in [0, 1]", ""]
     lines += ["## Search", ""]
     lines += ["- trials by state: " + ", ".join(f"{k} {n}" for k, n in counts.items() if n)]

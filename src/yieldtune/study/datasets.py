@@ -98,7 +98,7 @@ def prepare_folds(spec: StudySpec) -> PreparedData:
     if v.scheme == "holdout":
         folds = [split_holdout(train, v.fraction, v.seed)]
     elif v.scheme == "molecules":
-        folds = [split_by_molecules(train, v.fraction, v.seed)]
+        folds = [split_by_molecules(train, v.fraction, v.seed, position=v.position)]
     else:
         folds = [(train.subset(tr), train.subset(va)) for tr, va in kfold_indices(len(train), v.k, v.seed)]
     return PreparedData(train, folds, test, train.source)

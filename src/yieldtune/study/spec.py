@@ -59,6 +59,15 @@ class ValidationSpec(_Strict):
                             description="holdout, molecules: share of train rows used for validation")
     k: int = Field(5, ge=2, le=50, description="kfold: number of folds")
     seed: int = 0
+    position: int | None = Field(None, ge=1, description="molecules: hold out only molecules written K-th among "
+                                 "the reactants and agents (one kind on a plate listed in one order: "
+                                 "Buchwald–Hartwig's additive is the 6th)")
+
+    @model_validator(mode="after")
+    def _position_with_molecules(self) -> "ValidationSpec":
+        if self.position is not None and self.scheme != "molecules":
+            raise ValueError(f'position is only used with scheme = "molecules", not "{self.scheme}"')
+        return self
 
 
 class ObjectiveSpec(_Strict):

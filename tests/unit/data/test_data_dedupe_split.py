@@ -163,6 +163,41 @@ def test_split_by_molecules_a_random_split_would_leak():
     assert not _molecules(val) - _molecules(train)
 
 
+def _at(rxn: str, position: int) -> str:
+    """The canonical molecule written ``position``-th among a reaction's reactants and agents."""
+    from yieldtune.chem.augment import canonical_molecule
+    from yieldtune.data.validate import role_strings
+
+    reactants, agents = role_strings(rxn)[:2]
+    return canonical_molecule(f"{reactants}.{agents}".split(".")[position - 1])
+
+
+@pytest.mark.parametrize("position", [1, 3])
+def test_split_by_molecules_at_a_position_holds_out_only_that_kind(position):
+    """position=1 holds out halides only, position=3 additives only; every molecule of the other kinds stays in
+    training. The halide written two ways counts as one molecule."""
+    from yieldtune.data import split_by_molecules
+
+    plate = _plate()
+    other = 4 - position  # 3 for halides, 1 for additives
+    held = set()
+    for seed in range(6):
+        train, val = split_by_molecules(plate, 0.3, seed=seed, position=position)
+        assert len(train) + len(val) == len(plate) and len(val) >= 4
+        val_kind = {_at(r, position) for r in val.reactions}
+        assert not val_kind & {_at(r, position) for r in train.reactions}
+        assert {_at(r, other) for r in plate.reactions} == {_at(r, other) for r in train.reactions}
+        held |= val_kind
+    assert len(held) > 1
+
+
+def test_split_by_molecules_at_a_position_a_reaction_lacks_names_the_row():
+    from yieldtune.data import split_by_molecules
+
+    with pytest.raises(DataError, match=r"row 2: reaction has 5 .* position 6"):
+        split_by_molecules(_plate(), 0.3, position=6)
+
+
 def test_split_by_molecules_refuses_when_nothing_is_rare():
     from yieldtune.data import split_by_molecules
 

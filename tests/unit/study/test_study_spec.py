@@ -81,6 +81,8 @@ def test_defaults_and_paths(tmp_path, monkeypatch):
     (MINIMAL + '[artifacts]\nurl = "s3:///prefix"\n', "artifacts.url: must look like s3://bucket"),
     (MINIMAL + '[artifacts]\nendpoint_url = "http://minio:9000"\n', "endpoint_url is only used with url"),
     (MINIMAL + '[ensemble]\nmethod = "stacking"\n', "ensemble.method"),
+    (MINIMAL + "[validation]\nposition = 6\n", 'validation: position is only used with scheme = "molecules"'),
+    (MINIMAL + '[validation]\nscheme = "molecules"\nposition = 0\n', "validation.position"),
 ])
 def test_bad_study_files_name_file_and_key(tmp_path, body, needle):
     path = _write(tmp_path, body)
@@ -316,3 +318,28 @@ def test_an_unknown_choice_fails_when_the_file_loads(tmp_path, entry, message):
     """Not in the trial that first samples it, hours into a study."""
     with pytest.raises(ConfigError, match=message):
         load_study_spec(_write(tmp_path, MINIMAL + f"[search_space]\n{entry}\n")).search()
+
+
+def test_molecules_validation_at_a_position_holds_out_that_kind(tmp_path):
+    """scheme = "molecules" with position = 1: every trial validates on halides no training row holds, while
+    each amine stays in training (on this plate the amines are as rare as the halides, and without the position
+    seeds 3-7 hold out an amine)."""
+    from helpers.plates import write_rxn_plate_csv
+    from yieldtune.study.datasets import prepare_folds
+
+    write_rxn_plate_csv(tmp_path / "plate.csv")
+    for seed in range(3, 8):
+        spec = load_study_spec(_write(tmp_path, MINIMAL + textwrap.dedent(f"""
+            layout = "rxn"
+            target = "yield"
+            id_column = ""
+            [validation]
+            scheme = "molecules"
+            fraction = 0.34
+            seed = {seed}
+            position = 1
+            """)))
+        (train, val), = prepare_folds(spec).folds
+        halides = [{r.split(".")[0] for r in t.reactions} for t in (train, val)]
+        amines = [{r.split(".")[1].split(">")[0] for r in t.reactions} for t in (train, val)]
+        assert len(val) == 6 and not halides[0] & halides[1] and amines[1] <= amines[0]

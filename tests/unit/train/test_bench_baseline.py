@@ -94,6 +94,21 @@ def test_select_on_scores_molecules_held_out_of_the_training_rows(tmp_path):
     assert bad.exit_code == 2 and "--select-on" in bad.output
 
 
+def test_select_position_holds_out_one_kind_of_molecule(tmp_path):
+    """--select-position 1: the hold-out is whole halides, and the only halide rare enough is the third, in 2
+    of the 14 training rows (without the position the draw may take an amine's 4 rows); the lines say so.
+    Without --select-on it is one clear error."""
+    data = write_rxn_plate_csv(tmp_path / "plate.csv")
+    args = ["bench", "baseline", "--data", str(data), "--train-rows", "14", "--cache-dir", str(tmp_path / "c")]
+    result = CliRunner().invoke(cli, [*args, "--select-on", "0.3", "--select-position", "1"])
+    assert result.exit_code == 0, result.output
+    base, summary = [json.loads(line) for line in result.output.strip().splitlines()]
+    assert base["select_position"] == summary["select_position"] == 1
+    assert base["test"]["n"] == 2 and base["n_train"] == 12
+    bad = CliRunner().invoke(cli, [*args, "--select-position", "1"])
+    assert bad.exit_code == 2 and bad.output.strip() == "error: --select-position needs --select-on"
+
+
 def test_the_baseline_grows_the_same_trees_on_any_number_of_threads(tmp_path):
     """LightGBM's deterministic mode: tune train and study ensembles fit the baseline on as many threads as the
     rows pay for (threads=0) and get the one-thread baseline's predictions, bit for bit."""
