@@ -22,7 +22,8 @@ FIGURES = ("test", "blend", "mean_with_baseline")  # what a model line scores (t
 
 def read_model_runs(path: str | Path, figure: str) -> dict[tuple, float]:
     """``figure``'s R² of each model line of a ``tune bench baseline`` output, keyed by (data file, rows scored
-    on, hold-out seed, seed); the data file is the one of the invocation's preceding baseline line."""
+    on, hold-out fraction, position and seed, seed); the data file is the one of the invocation's preceding
+    baseline line. Hold-outs drawn otherwise are other runs, never paired."""
     runs: dict[tuple, float] = {}
     data = None
     for number, line in enumerate(Path(path).read_text().splitlines(), 1):
@@ -38,7 +39,8 @@ def read_model_runs(path: str | Path, figure: str) -> dict[tuple, float]:
             continue
         if figure not in record:
             raise DataError(f"the model line has no {figure!r} figure", path=path, row=number)
-        key = (data, record.get("scored_on", "test"), record.get("select_seed"), record["seed"])
+        key = (data, record.get("scored_on", "test"), record.get("select_on"), record.get("select_position"),
+               record.get("select_seed"), record["seed"])
         if key in runs:
             raise DataError(f"a second run of {_name(key)}", path=path, row=number)
         runs[key] = record[figure]["r2"]
@@ -69,8 +71,9 @@ def paired_lead(reference: dict[tuple, float], candidate: dict[tuple, float]) ->
 
 
 def _name(key: tuple) -> str:
-    data, scored_on, select_seed, seed = key
-    hold_out = f", hold-out seed {select_seed}" if scored_on == "selection" else ""
+    data, scored_on, select_on, position, select_seed, seed = key
+    at = f" at position {position}" if position is not None else ""
+    hold_out = f", hold-out {select_on}{at} seed {select_seed}" if scored_on == "selection" else ""
     return f"{data} ({scored_on}{hold_out}, seed {seed})"
 
 

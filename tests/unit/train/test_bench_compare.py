@@ -53,7 +53,14 @@ def test_the_lead_is_the_mean_of_the_paired_differences(tmp_path):
     (tmp_path / "short.jsonl").write_text("\n".join(lines[: len(lines) // 2]) + "\n")
     short = CliRunner().invoke(cli, ["bench", "compare", str(tmp_path / "ref.jsonl"), str(tmp_path / "short.jsonl")])
     assert short.exit_code == 2 and "2 run(s) in one output only" in short.output
-    assert "hold-out seed 2, seed 0" in short.output
+    assert "hold-out 0.3 seed 2, seed 0" in short.output
+    # hold-outs of one kind of molecule (--select-position) are other runs than the same seeds' mixed ones
+    moved = [json.dumps({**json.loads(line), "select_position": 1}) if '"run": "model"' in line else line
+             for line in lines]
+    (tmp_path / "moved.jsonl").write_text("\n".join(moved) + "\n")
+    other = CliRunner().invoke(cli, ["bench", "compare", str(tmp_path / "ref.jsonl"), str(tmp_path / "moved.jsonl")])
+    assert other.exit_code == 2 and "8 run(s) in one output only" in other.output
+    assert "at position 1 seed" in other.output
     (tmp_path / "bad.jsonl").write_text(lines[0] + "\nnot json\n")
     bad = CliRunner().invoke(cli, ["bench", "compare", str(tmp_path / "ref.jsonl"), str(tmp_path / "bad.jsonl")])
     assert bad.exit_code == 2 and f"{tmp_path / 'bad.jsonl'}, row 2: not a JSON line" in bad.output
