@@ -63,7 +63,8 @@ def split_by_molecules(table: ReactionTable, frac: float, seed: int = 0,
     ``position`` K (1-based) draws only among the molecules written K-th among a reaction's reactants and
     agents (cut at each ``.``): on a plate whose every reaction lists its components in one order, validation
     then holds out one kind of molecule, the kind a user expects to be new (Buchwald–Hartwig's files write the
-    additive 6th, and Test1–4 hold out additives). Without it the draw mixes every kind rare enough.
+    additive 6th, and Test1–4 hold out additives); a molecule is then compared at that position only. Without
+    it the draw mixes every kind rare enough.
     """
     n = len(table)
     if not 0.0 < frac < 1.0:
@@ -72,8 +73,7 @@ def split_by_molecules(table: ReactionTable, frac: float, seed: int = 0,
         raise DataError(f"{table.source}: need at least 2 reactions to split, got {n}")
     target = max(1, int(round(frac * n)))
     rows_of: dict[str, list[int]] = {}
-    molecules_of = _molecules if position is None else _molecule_at(table, position)
-    for i, mols in enumerate(molecules_of(table)):
+    for i, mols in enumerate(_molecules(table) if position is None else _molecules_at(table, position)):
         for mol in mols:
             rows_of.setdefault(mol, []).append(i)
     candidates = sorted(m for m, rows in rows_of.items() if len(rows) < max(2, frac * n))
@@ -100,25 +100,21 @@ def _molecules(table: ReactionTable) -> list[set[str]]:
     return out
 
 
-def _molecule_at(table: ReactionTable, position: int):
-    """A ``_molecules`` that gives each reaction its K-th reactant or agent as written, in canonical form
-    (canonical keys sort molecules, so the position is read from the reaction as written)."""
+def _molecules_at(table: ReactionTable, position: int) -> list[set[str]]:
+    """Each reaction's K-th reactant or agent as written, in canonical form (canonical keys sort molecules, so
+    the position is read from the reaction as written)."""
     if position < 1:
         raise DataError(f"molecule position must be 1 or more, got {position}")
-
-    def molecules(table: ReactionTable) -> list[set[str]]:
-        cache = SmilesCache()
-        out = []
-        for row, rxn in zip(table.rows, table.reactions):
-            reactants, agents = (role_strings(rxn) + ["", ""])[:2]
-            mols = [m for m in molecule_stretches(f"{reactants}.{agents}") if m]
-            if len(mols) < position:
-                raise DataError(f"{table.source}: row {row}: reaction has {len(mols)} reactant and agent "
-                                f"molecules, fewer than the held-out position {position}")
-            out.append({cache.canonical(mols[position - 1]) or mols[position - 1]})
-        return out
-
-    return molecules
+    cache = SmilesCache()
+    out = []
+    for row, rxn in zip(table.rows, table.reactions):
+        reactants, agents = (role_strings(rxn) + ["", ""])[:2]
+        mols = [m for m in molecule_stretches(f"{reactants}.{agents}") if m]
+        if len(mols) < position:
+            raise DataError(f"{table.source}: row {row}: reaction has {len(mols)} reactant and agent molecules, "
+                            f"fewer than the held-out position {position}")
+        out.append({cache.canonical(mols[position - 1]) or mols[position - 1]})
+    return out
 
 
 # how ``tune train`` and ``tune bench baseline`` draw validation rows (``--val-split``)
