@@ -139,7 +139,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
         from yieldtune.ensemble.blend import blend_metrics, fit_blend_gbms
 
         # as tune bench baseline fits them (deterministic), on threads the rows pay for within the model's share
-        gbms = fit_blend_gbms(train, cache_dir=cache_dir, threads=0) if blend_gbm else {}
+        gbms = fit_blend_gbms(train, cache_dir=cache_dir, threads=None) if blend_gbm else {}
         summary["blend"] = blend_metrics(gbms, ((val, mean_of_runs([r.val_predictions for r in results])),
                                                 (test, mean_of_runs(test_preds))))
     out = Path(out_dir)

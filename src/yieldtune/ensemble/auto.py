@@ -137,7 +137,7 @@ def baseline_holdout(spec: "StudySpec", data) -> Any:
 
     frames = []
     for train, val in data.folds:
-        pred, _ = fit_baseline(train, cache_dir=spec.cache_dir, threads=0).predict(val.reactions)
+        pred, _ = fit_baseline(train, cache_dir=spec.cache_dir, threads=None).predict(val.reactions)
         frames.append(pd.DataFrame({"id": list(val.ids), "y_true": val.yields, "y_pred": pred}))
     return pd.concat(frames, ignore_index=True)
 
@@ -219,7 +219,7 @@ def build_study_ensemble(spec: "StudySpec", storage_url: str, *, storage=None) -
                                  "weight": float(res.weights[j]), "r2": baseline_info["baseline_member"]["r2"],
                                  "what": "the fingerprint LightGBM of tune bench baseline, untuned, on train + "
                                          "validation"}, fit_baseline(data.train_all, cache_dir=spec.cache_dir,
-                                                                     threads=0)))
+                                                                     threads=None)))
                 holdout[BASELINE_MEMBER] = preds[:, j]
         holdout["ensemble"] = ens_pred
         info = {

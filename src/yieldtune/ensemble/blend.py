@@ -30,9 +30,9 @@ BLEND_GBMS: dict[str, str] = {BASELINE_MEMBER: "morgan", "drfp_gbm": "drfp"}
 MEAN = "mean"
 
 
-def fit_blend_gbms(train, *, cache_dir=None, threads: int = 1) -> dict[str, Any]:
+def fit_blend_gbms(train, *, cache_dir=None, threads: int | None = 1) -> dict[str, Any]:
     """Each blend GBM fitted on ``train``, by member name (deterministic: the same rows give the same GBMs, on
-    any number of ``threads``; 0: as many as the rows pay for, within the process's CPU share)."""
+    any number of ``threads``; None: as many as the rows pay for, within the process's CPU share)."""
     from yieldtune.train.baseline import fit_baseline
 
     return {name: fit_baseline(train, blocks=blocks, cache_dir=cache_dir, threads=threads)

@@ -2,7 +2,7 @@
 
 Untuned on purpose (1,500 trees, LightGBM's defaults otherwise): a ten-line model a chemist would try first.
 It fits on one thread unless told otherwise; LightGBM's deterministic mode gives the same trees on any number
-of threads, so ``tune train`` and study ensembles let the rows decide (``threads=0``, :func:`baseline_threads`).
+of threads, so ``tune train`` and study ensembles let the rows decide (``threads=None``, :func:`baseline_threads`).
 ``tune bench baseline`` trains it on the same split as a Transformer run, in the same invocation, so a figure
 is reported as a ratio to it.
 """
@@ -46,15 +46,15 @@ def baseline_config(*, radius: int = 2, n_bits: int = 2048, n_trees: int = N_TRE
 
 def fit_baseline(train: ReactionTable, *, radius: int = 2, n_bits: int = 2048, n_trees: int = N_TREES,
                  seed: int = 0, cache_dir: str | None = None, blocks: str = BASELINE_BLOCKS,
-                 threads: int = 1) -> GBMPredictor:
+                 threads: int | None = 1) -> GBMPredictor:
     """The fitted baseline, a GBM-family predictor (saved and loaded like any GBM member); the features are
     the GBM family's per-role Morgan sums (or ``blocks``). Trained by the GBM family's own :func:`fit_gbm`
     (no validation rows: exactly ``n_trees`` rounds), so the family and the baseline share one LightGBM call.
-    ``threads`` 0: :func:`baseline_threads` for these rows (the trees are the same on any number)."""
+    ``threads`` None: :func:`baseline_threads` for these rows (the trees are the same on any number)."""
     from yieldtune.train.gbm import fit_gbm
 
     config = baseline_config(radius=radius, n_bits=n_bits, n_trees=n_trees, seed=seed, blocks=blocks,
-                             threads=threads or baseline_threads(len(train)))
+                             threads=baseline_threads(len(train)) if threads is None else threads)
     return fit_gbm(config, train, cache_dir=cache_dir).predictor
 
 
