@@ -9,7 +9,15 @@ import json
 import click
 
 from yieldtune.cli._common import device_option, json_option, quiet_optuna, storage_option
-from yieldtune.cli.train import MODEL_RUNS_DEFAULT, config_options, data_options, load_table, val_split_option
+from yieldtune.cli.train import (
+    MODEL_RUNS_DEFAULT,
+    check_val_position,
+    config_options,
+    data_options,
+    load_table,
+    val_split_option,
+    validation_rows,
+)
 
 bench_cache_dir_option = click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
                                       help="Feature / augmentation cache directory (default: in memory).")
@@ -120,8 +128,8 @@ def bench_augment_cmd(data, layout, target, percent, data_dir, limit, epochs, ra
 @bench_cache_dir_option
 @device_option
 def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test_file, with_model, seeds, val_frac,
-                       val_split, select_frac, select_seed, select_position, model_runs, config_path, overrides,
-                       cache_dir, device) -> None:
+                       val_split, val_position, select_frac, select_seed, select_position, model_runs, config_path,
+                       overrides, cache_dir, device) -> None:
     """The fingerprint LightGBM baseline (and with --model the Transformer) on one split: JSON lines.
 
     One line per run (``{"run": "baseline"|"model", "test": {"r2", ...}, "seconds", ...}``), then a summary
@@ -137,7 +145,7 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
     import time
 
     from yieldtune.config import load_run_config
-    from yieldtune.data import VALIDATION_SPLITS, split_by_molecules, split_first_n
+    from yieldtune.data import split_by_molecules, split_first_n
     from yieldtune.ensemble.blend import BASELINE_MEMBER, BLEND_GBMS, blend_predictions
     from yieldtune.errors import ConfigError
     from yieldtune.metrics import regression_metrics
@@ -146,6 +154,7 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
 
     if (train_rows is None) == (test_file is None):
         raise ConfigError("give exactly one of --train-rows N or --test FILE")
+    check_val_position(val_split, val_frac, val_position)
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
@@ -179,7 +188,7 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
         r2s, blend_r2s, with_base_r2s = [], [], []
         for seed in seed_list:
             cfg = config.with_overrides({"train.seed": seed})
-            tr, val = VALIDATION_SPLITS[val_split](train, val_frac, seed=seed) if val_frac > 0 else (train, None)
+            tr, val = validation_rows(train, val_split, val_frac, seed, val_position)
             t0 = time.perf_counter()
             results = [r for _, r in fit_runs(cfg, tr, val, runs=model_runs, device=device, cache_dir=cache_dir)]
             run_preds = [r.predictor.predict(test)[0] for r in results]
@@ -194,6 +203,7 @@ def bench_baseline_cmd(data, layout, target, percent, data_dir, train_rows, test
                                    "val_r2": result.best.val_r2,
                                    "best_epoch": result.best_epoch, "epochs": len(result.history),
                                    "val_split": val_split,
+                                   **({"val_position": val_position} if val_position else {}),
                                    "n_val": 0 if val is None else len(val), "test": {"n": len(test), **metrics},
                                    "blend": blend, "mean_with_baseline": with_base, "model_runs": model_runs,
                                    **({"runs_r2": [regression_metrics(test.yields, p)["r2"] for p in run_preds]}

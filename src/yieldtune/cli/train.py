@@ -46,10 +46,32 @@ def load_table(data: str, layout: str, target: str | None, percent: bool, data_d
 
 def val_split_option(f):
     """``--val-split``: the keys of :data:`yieldtune.data.VALIDATION_SPLITS` (listed here, so the CLI starts
-    without importing the data package)."""
+    without importing the data package), and ``--val-position`` for the molecules split."""
+    f = click.option("--val-position", default=None, type=click.IntRange(min=1),
+                     help="--val-split molecules: hold out only molecules written K-th among the reactants and "
+                          "agents (one kind, on a plate listed in one order).")(f)
     return click.option("--val-split", type=click.Choice(["random", "molecules"]), default="random",
                         show_default=True, help="Validation rows drawn at random, or whole molecules held out "
                         "(every validation reaction holds a reactant or agent no training reaction has).")(f)
+
+
+def check_val_position(val_split: str, val_frac: float, val_position: int | None) -> None:
+    """A ``--val-position`` only means something for a molecules split of some rows."""
+    from yieldtune.errors import ConfigError
+
+    if val_position is not None and (val_split != "molecules" or val_frac <= 0):
+        raise ConfigError("--val-position needs --val-split molecules and --val-frac above 0")
+
+
+def validation_rows(table, val_split: str, val_frac: float, seed: int, val_position: int | None):
+    """(train, val or None): ``--val-frac`` rows drawn by ``--val-split`` (and ``--val-position``)."""
+    from yieldtune.data import VALIDATION_SPLITS
+
+    check_val_position(val_split, val_frac, val_position)
+    if val_frac <= 0:
+        return table, None
+    position = {} if val_position is None else {"position": val_position}
+    return VALIDATION_SPLITS[val_split](table, val_frac, seed=seed, **position)
 
 
 def config_options(f):
@@ -86,12 +108,12 @@ def config_options(f):
                    "size gives (a given train.epochs: each), and use their mean as the model, in OUT/ensemble "
                    "(README Round 12). OUT/model holds the first run.")
 @json_option
-def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_split, train_rows, config_path,
-              overrides, device, cache_dir, out_dir, blend_gbm, runs, as_json) -> None:
+def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_split, val_position, train_rows,
+              config_path, overrides, device, cache_dir, out_dir, blend_gbm, runs, as_json) -> None:
     """Train one configuration and save metrics.json plus the predictor into --out (with --blend-gbm or several
     --model-runs also the mean of the runs and the blend's LightGBMs, in --out/ensemble)."""
     from yieldtune.config import load_run_config
-    from yieldtune.data import VALIDATION_SPLITS, split_first_n
+    from yieldtune.data import split_first_n
     from yieldtune.data.load import require_varying_target
     from yieldtune.ensemble.format import TRAIN_MODEL_SUBDIR
     from yieldtune.errors import ConfigError
@@ -110,8 +132,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
         table, test = split_first_n(table, train_rows)
     elif test_file:
         test, _ = load_table(test_file, spec.layout, target, spec.percent, data_dir)
-    train, val = (VALIDATION_SPLITS[val_split](table, val_frac, seed=config.train.seed) if val_frac > 0
-                  else (table, None))
+    train, val = validation_rows(table, val_split, val_frac, config.train.seed, val_position)
 
     show_progress = not as_json and sys.stderr.isatty()
     trainers, results = zip(*fit_runs(config, train, val, runs=runs, device=device, cache_dir=cache_dir,
@@ -119,6 +140,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
     trainer, result = trainers[0], results[0]  # OUT/model and the figures below: the first run
     summary = {
         "data": str(data), "n_train": len(train), "n_val": 0 if val is None else len(val), "val_split": val_split,
+        **({"val_position": val_position} if val_position else {}),
         "device": str(trainer.device), "precision": trainer.precision, "best_epoch": result.best_epoch,
         "epochs": len(result.history), "stopped_early": result.stopped_early, "best": result.best.to_dict(),
         "val": None if val is None else {"r2": result.best.val_r2, "mae": result.best.val_mae,

@@ -48,18 +48,31 @@ def test_baseline_and_model_in_one_invocation(tmp_path):
     assert (tmp_path / "cache" / "features" / "features.sqlite").is_file()
 
 
+def _val_split_args(data):
+    return ["bench", "baseline", "--data", str(data), "--train-rows", "14", "--model", "--seeds", "0",
+            "--val-split", "molecules", "--val-frac", "0.3", "--set", "model.d_model=16", "--set", "model.n_heads=2",
+            "--set", "model.ffn_dim=32", "--set", "model.n_layers=1", "--set", "train.epochs=1",
+            "--set", 'model.molecule_features=["morgan"]', "--set", "model.encoder=none"]
+
+
 def test_validation_by_held_out_molecules(tmp_path):
     """--val-split molecules: the validation rows of each seed hold a molecule the training rows do not."""
     data = write_rxn_plate_csv(tmp_path / "plate.csv")
-    result = CliRunner().invoke(cli, [
-        "bench", "baseline", "--data", str(data), "--train-rows", "14", "--model", "--seeds", "0",
-        "--val-split", "molecules", "--val-frac", "0.3", "--set", "model.d_model=16", "--set", "model.n_heads=2",
-        "--set", "model.ffn_dim=32", "--set", "model.n_layers=1", "--set", "train.epochs=1",
-        "--set", 'model.molecule_features=["morgan"]', "--set", "model.encoder=none"])
+    result = CliRunner().invoke(cli, _val_split_args(data))
     assert result.exit_code == 0, result.output
     model = [json.loads(line) for line in result.output.strip().splitlines()][2]
     assert model["val_split"] == "molecules" and 0 < model["n_val"] < 14
     assert model["val_r2"] is not None
+    # --val-position 1: whole halides only, and the one rare enough is in 2 of the 14 rows
+    at = CliRunner().invoke(cli, [*_val_split_args(data), "--val-position", "1"])
+    assert at.exit_code == 0, at.output
+    model = [json.loads(line) for line in at.output.strip().splitlines()][2]
+    assert model["val_position"] == 1 and model["n_val"] == 2
+    # a position needs the molecules split: one line, for tune bench baseline and tune train alike
+    for command in (["bench", "baseline", "--train-rows", "14"], ["train", "--train-rows", "14"]):
+        bad = CliRunner().invoke(cli, [*command, "--data", str(data), "--val-frac", "0.3", "--val-position", "1"])
+        assert bad.exit_code == 2, bad.output
+        assert bad.output.strip() == "error: --val-position needs --val-split molecules and --val-frac above 0"
 
 
 def test_split_is_required(tmp_path):
