@@ -156,3 +156,27 @@ def test_manifest_lists_every_file(ensemble_dir):
     shutil.rmtree(ensemble_dir / "members" / "t0000-s1")
     with pytest.raises(ModelFileError):
         verify_manifest(ensemble_dir)
+
+
+def test_the_model_card_says_which_molecules_validation_held_out(tmp_path):
+    """A study that validates on one kind of molecule ([validation] position) says so on its model card, and one
+    that mixes every kind does not claim a position."""
+    import textwrap
+
+    from yieldtune.ensemble.export import _model_card
+    from yieldtune.study.spec import load_study_spec
+
+    def card(validation: str) -> str:
+        path = tmp_path / "s.toml"
+        path.write_text(textwrap.dedent(f"""
+            name = "s"
+            [data]
+            dataset = "plate.csv"
+            [validation]
+            {validation}
+            """))
+        return _model_card(load_study_spec(path), None, {}, None, {"COMPLETE": 0}, None, None, "out")
+
+    assert "- validation: molecules, fraction 0.15, molecules at position 6, seed 0" in card(
+        'scheme = "molecules"\nfraction = 0.15\nposition = 6')
+    assert "- validation: molecules, fraction 0.15, seed 0" in card('scheme = "molecules"\nfraction = 0.15')
