@@ -64,10 +64,10 @@ def check_val_position(val_split: str, val_frac: float, val_position: int | None
 
 
 def validation_rows(table, val_split: str, val_frac: float, seed: int, val_position: int | None):
-    """(train, val or None): ``--val-frac`` rows drawn by ``--val-split`` (and ``--val-position``)."""
+    """(train, val or None): ``--val-frac`` rows drawn by ``--val-split`` (and ``--val-position``, which the
+    command checked with :func:`check_val_position` before loading anything)."""
     from yieldtune.data import VALIDATION_SPLITS
 
-    check_val_position(val_split, val_frac, val_position)
     if val_frac <= 0:
         return table, None
     position = {} if val_position is None else {"position": val_position}
@@ -120,6 +120,7 @@ def train_cmd(data, layout, target, percent, data_dir, test_file, val_frac, val_
     from yieldtune.metrics import regression_metrics
     from yieldtune.train.model_runs import fit_runs, mean_of_runs
 
+    check_val_position(val_split, val_frac, val_position)
     config = load_run_config(config_path, list(overrides))
     table, spec = load_table(data, layout, target, percent, data_dir)
     if not table.has_targets:
